@@ -1,0 +1,78 @@
+"""Versioned prompt templates.
+
+A template is a frozen record ``(name, version, text)``; a released version never changes meaning. Rows store the
+template they were built with as ``"name@version"`` in ``extra_info.template``, so runs stay comparable.
+
+PoT templates follow ReFT's docstring style: the prompt is the head of ``def solution():`` with the question as its
+docstring, and the model writes the body (one assignment per quantity, ``return result``). The ``_guarded`` variant
+adds seed 002's Appendix B.3 instruction at the end of the docstring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GUARD_INSTRUCTION = "Please provide full reasoning before computing result; do not answer with result only."
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A named, versioned prompt with ``{question}`` (and optionally other) placeholders."""
+
+    name: str
+    version: int
+    text: str
+
+    @property
+    def key(self) -> str:
+        """``name@version``, the form stored in rows."""
+        return f"{self.name}@{self.version}"
+
+    def render(self, **fields: str) -> str:
+        """Fill the placeholders; a missing field raises ``KeyError`` naming it."""
+        return self.text.format(**fields)
+
+
+_TEMPLATES: dict[str, PromptTemplate] = {}
+
+
+def register_template(template: PromptTemplate) -> PromptTemplate:
+    """Add a template; re-registering a key with different text is an error (versions never change meaning)."""
+    old = _TEMPLATES.get(template.key)
+    if old is not None and old != template:
+        raise ValueError(f"template {template.key} already exists with different text; bump the version")
+    _TEMPLATES[template.key] = template
+    return template
+
+
+def get_template(key: str) -> PromptTemplate:
+    """Look up ``name@version`` (or ``name`` for the newest version)."""
+    if "@" in key:
+        if key not in _TEMPLATES:
+            raise KeyError(f"unknown prompt template {key!r}; known: {sorted(_TEMPLATES)}")
+        return _TEMPLATES[key]
+    versions = [t for t in _TEMPLATES.values() if t.name == key]
+    if not versions:
+        raise KeyError(f"unknown prompt template {key!r}; known: {sorted(_TEMPLATES)}")
+    return max(versions, key=lambda t: t.version)
+
+
+def escape_docstring(text: str) -> str:
+    """Make ``text`` safe inside a triple-quoted docstring."""
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
+    return text[:-1] + '\\"' if text.endswith('"') else text  # a closing quote would merge with the delimiter
+
+
+POT = register_template(PromptTemplate("pot_docstring", 1, 'def solution():\n    """{question}"""\n'))
+POT_GUARDED = register_template(
+    PromptTemplate("pot_docstring_guarded", 1, 'def solution():\n    """{question} ' + GUARD_INSTRUCTION + '"""\n')
+)
+NL = register_template(
+    PromptTemplate("nl_gsm8k", 1, "{question}\nLet's think step by step and output the final answer after \"####\".")
+)
+
+
+def pot_prompt(question: str, *, guarded: bool = False) -> tuple[str, str]:
+    """Render a PoT prompt; returns ``(text, template_key)``."""
+    template = POT_GUARDED if guarded else POT
+    return template.render(question=escape_docstring(question)), template.key
