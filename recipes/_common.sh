@@ -29,6 +29,9 @@ CPU_PPO=(
   actor_rollout_ref.ref.strategy=fsdp2
   actor_rollout_ref.actor.use_torch_compile=False
   actor_rollout_ref.model.enable_gradient_checkpointing=False
+  # verl packs a micro-batch into one sequence; without flash-attention's varlen kernels that is dense O(N^2)
+  # attention over the packed length (10x slower here). Padded batches are far cheaper on CPU.
+  actor_rollout_ref.model.use_remove_padding=False
   actor_rollout_ref.rollout.agent.num_workers=1
   reward.num_workers=1
   transfer_queue.backend.SimpleStorage.num_data_storage_units=1
@@ -38,13 +41,16 @@ CPU_CRITIC=(
   critic.strategy=fsdp2
   +critic.model.override_config.attn_implementation=sdpa
   critic.model.enable_gradient_checkpointing=False
+  critic.model.use_remove_padding=False
 )
 CPU_SFT=(
   trainer.device=cpu
   trainer.n_gpus_per_node=1
   +model.override_config.attn_implementation=sdpa
   model.enable_gradient_checkpointing=False
+  model.use_remove_padding=False
   engine.strategy=fsdp2
+  data.num_workers=0
 )
 
 # Tiny assets for the CPU configuration: models (verl-distill build-tiny) and synthetic problems.

@@ -28,16 +28,16 @@ else
   STUDENT=${STUDENT:-$(latest_hf "$RUN_ROOT/sft_warmup")}
   TRAIN_FILES=${TRAIN_FILES:-$CPU_DATA/synthetic/train.parquet}
   VAL_FILES=${VAL_FILES:-"['$CPU_DATA/synthetic/validation.parquet','$CPU_DATA/gsm8k_test/test.parquet']"}
-  ACTOR_LR=${ACTOR_LR:-2e-4}   # tiny from-scratch student: far larger steps than a 125M model needs
+  ACTOR_LR=${ACTOR_LR:-1e-4}   # tiny from-scratch student: far larger steps than a 125M model needs
   MAX_PROMPT=${MAX_PROMPT:-192}
   MAX_RESPONSE=${MAX_RESPONSE:-64}
-  STEPS=${STEPS:-20}
+  STEPS=${STEPS:-25}
   NGPUS=1
   MICRO_BATCH=${MICRO_BATCH:-64}
   CHAT_TEMPLATE=${CHAT_TEMPLATE:-}
   DEVICE_ARGS=("${CPU_PPO[@]}")
   CRITIC_DEVICE_ARGS=("${CPU_CRITIC[@]}")
-  TEST_FREQ=${TEST_FREQ:-10}
+  TEST_FREQ=${TEST_FREQ:-5}
   SAVE_FREQ=${SAVE_FREQ:--1}
 fi
 KL_COEF=${KL_COEF:-0.01}

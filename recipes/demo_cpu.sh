@@ -10,8 +10,8 @@ set -euo pipefail
 export FORCE_CPU=1
 export RUN_ROOT=${RUN_ROOT:-$(cd "$(dirname "$0")/.." && pwd)/runs/demo}
 source "$(dirname "$0")/_common.sh"
-SFT_STEPS=${SFT_STEPS:-300}
-GRPO_STEPS=${GRPO_STEPS:-30}
+SFT_STEPS=${SFT_STEPS:-240}
+GRPO_STEPS=${GRPO_STEPS:-25}
 export SEED=${SEED:-42}
 START=$SECONDS
 
@@ -20,7 +20,7 @@ ensure_cpu_assets
 
 echo "== [2/4] SFT warm-up ($SFT_STEPS steps, verl.trainer.sft_trainer)"
 if [[ ! -f "$RUN_ROOT/sft_warmup/latest_checkpointed_iteration.txt" ]]; then
-  MAX_STEPS=$SFT_STEPS bash "$REPO/recipes/sft_warmup_gsm8k.sh" data.num_workers=0 > "$RUN_ROOT/sft_warmup.log" 2>&1 \
+  MAX_STEPS=$SFT_STEPS bash "$REPO/recipes/sft_warmup_gsm8k.sh" > "$RUN_ROOT/sft_warmup.log" 2>&1 \
     || { tail -30 "$RUN_ROOT/sft_warmup.log"; exit 1; }
 fi
 SFT_MODEL=$(latest_hf "$RUN_ROOT/sft_warmup")
@@ -28,7 +28,7 @@ echo "   -> $SFT_MODEL ($((SECONDS - START)) s)"
 
 echo "== [3/4] GRPO with the program-of-thought reward ($GRPO_STEPS steps, verl.trainer.main_ppo)"
 if [[ ! -d "$(latest_hf "$RUN_ROOT/grpo_rlvr")" ]]; then
-  STUDENT=$SFT_MODEL STEPS=$GRPO_STEPS SAVE_FREQ=$GRPO_STEPS TEST_FREQ=10 \
+  STUDENT=$SFT_MODEL STEPS=$GRPO_STEPS SAVE_FREQ=$GRPO_STEPS TEST_FREQ=5 \
     bash "$REPO/recipes/grpo_rlvr_gsm8k.sh" > "$RUN_ROOT/grpo_rlvr.log" 2>&1 \
     || { tail -30 "$RUN_ROOT/grpo_rlvr.log"; exit 1; }
 fi

@@ -16,6 +16,7 @@ if [[ $ON_GPU == 1 ]]; then
   MICRO_BATCH=${MICRO_BATCH:-4}
   LR=${LR:-2e-5}
   MAX_LENGTH=${MAX_LENGTH:-1024}
+  SCHEDULER=${SCHEDULER:-cosine}
   NGPUS=${NGPUS:-$(gpu_count)}
   # Galactica and CodeGen ship no chat template: render the prompt and the answer back to back (ReFT style).
   CHAT_TEMPLATE=${CHAT_TEMPLATE:-"{% for m in messages %}{{ m.content }}{% if m.role == 'assistant' %}{{ eos_token }}{% endif %}{% endfor %}"}
@@ -27,9 +28,13 @@ else
   TRAIN_FILES=${TRAIN_FILES:-$CPU_DATA/synthetic/train_sft.parquet}
   VAL_FILES=${VAL_FILES:-$CPU_DATA/synthetic/validation_sft.parquet}
   EPOCHS=${EPOCHS:-10}
-  BATCH=${BATCH:-32}
-  MICRO_BATCH=${MICRO_BATCH:-32}
-  LR=${LR:-2e-3}  # from-scratch tiny model (docs/synthetic-task-calibration.md), not the paper's fine-tuning lr
+  BATCH=${BATCH:-64}
+  MICRO_BATCH=${MICRO_BATCH:-64}
+  # A tiny model trained from scratch (docs/synthetic-task-calibration.md), not the paper's fine-tuning lr; constant
+  # so that the state after MAX_STEPS does not depend on the schedule length.
+  LR=${LR:-3e-3}
+  SCHEDULER=${SCHEDULER:-constant}
+  MAX_STEPS=${MAX_STEPS:-240}
   MAX_LENGTH=${MAX_LENGTH:-256}
   NGPUS=1
   CHAT_TEMPLATE=${CHAT_TEMPLATE:-}
@@ -51,7 +56,7 @@ DATA=(
 )
 MODEL=(model.path="$STUDENT")
 [[ -n "$CHAT_TEMPLATE" ]] && MODEL+=("+model.custom_chat_template=\"$CHAT_TEMPLATE\"")
-OPTIM=(optim.lr="$LR" optim.lr_warmup_steps_ratio=0.05 optim.lr_scheduler_type=cosine)
+OPTIM=(optim.lr="$LR" optim.lr_warmup_steps_ratio=0.05 optim.lr_scheduler_type="$SCHEDULER")
 TRAINER=(
   trainer.total_epochs="$EPOCHS"
   trainer.save_freq="$SAVE_FREQ"

@@ -3,7 +3,8 @@
 Responses are scored by the same reward file verl loads for validation (``reward_fns/pot_verifiable.py`` by
 default), through verl's own loader, so the numbers equal verl's ``val-core/<source>/acc/mean@1`` for the same
 model and rows. Reported per model: fraction of runnable programs, accuracy with a 95% Wilson interval, mean reward;
-and for each later model an exact McNemar test against the first on the same questions (did it really change?).
+and for each later model an exact McNemar test against the model before it on the same questions (did it
+really change?).
 """
 
 from __future__ import annotations
@@ -112,14 +113,15 @@ def evaluate_model(model_dir: str | Path, rows: list[dict[str, Any]], reward: Ca
 
 
 def format_table(results: list[EvalResult], labels: Sequence[str] | None = None) -> str:
-    """A plain-text table; rows after the first carry the McNemar test against the first."""
+    """A plain-text table; each row after the first carries the paired McNemar test against the row above it
+    (questions newly solved / newly failed, and the exact two-sided p-value)."""
     labels = labels or [Path(r.model).name for r in results]
-    lines = [f"{'model':<14}{'n':>5}{'runnable':>10}{'accuracy':>10}{'95% CI':>17}{'reward':>9}  vs first",
-             "-" * 78]
+    lines = [f"{'model':<14}{'n':>5}{'runnable':>10}{'accuracy':>10}{'95% CI':>17}{'reward':>9}  vs previous row",
+             "-" * 84]
     for i, (label, r) in enumerate(zip(labels, results, strict=True)):
         versus = ""
         if i:
-            lost, gained, p = mcnemar_exact(results[0].correct, r.correct)
+            lost, gained, p = mcnemar_exact(results[i - 1].correct, r.correct)
             versus = f"+{gained}/-{lost}, McNemar p={p:.2g}"
         lines.append(f"{label:<14}{r.n:>5}{r.runnable:>10.3f}{r.accuracy:>10.3f}"
                      f"{f'[{r.acc_low:.3f}, {r.acc_high:.3f}]':>17}{r.mean_reward:>9.3f}  {versus}")
@@ -151,7 +153,7 @@ def plot_results(results: list[EvalResult], labels: Sequence[str], path: Path) -
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``eval`` subcommand."""
     parser = subparsers.add_parser("eval", help="greedy accuracy of checkpoints on RL rows (same reward as verl)")
-    parser.add_argument("models", nargs="+", help="HF model directories; later ones are compared with the first")
+    parser.add_argument("models", nargs="+", help="HF model directories, each compared with the one before")
     parser.add_argument("--data", required=True, type=Path, help="RL parquet (fixed evaluation rows)")
     parser.add_argument("--labels", nargs="*", default=None, help="names for the table (default: dir names)")
     parser.add_argument("--reward", default=str(DEFAULT_REWARD), help="reward file (default: PoT reward)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCH_MODULES = ("verl_distill.bench.pot",)
+BENCH_MODULES = ("verl_distill.bench.pot", "verl_distill.bench.steps")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
