@@ -14,7 +14,9 @@ from hydra.core.global_hydra import GlobalHydra
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(verl.__file__).parent / "trainer" / "config"
 ENTRY_CONFIG = {"verl.trainer.main_ppo": "ppo_trainer", "verl.trainer.sft_trainer": "sft_trainer_engine"}
-RECIPES = sorted(p.name for p in (REPO / "recipes").glob("*.sh") if not p.name.startswith("_"))
+# recipes that launch a verl entry point themselves (demo_cpu.sh only chains them)
+RECIPES = sorted(p.name for p in (REPO / "recipes").glob("*.sh")
+                 if not p.name.startswith("_") and "-m verl.trainer." in p.read_text())
 
 
 def recipe_command(name: str, mode: str, *extra: str) -> list[str]:
