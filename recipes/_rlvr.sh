@@ -33,7 +33,7 @@ else
   MAX_RESPONSE=${MAX_RESPONSE:-64}
   STEPS=${STEPS:-25}
   NGPUS=1
-  MICRO_BATCH=${MICRO_BATCH:-64}
+  MICRO_BATCH=${MICRO_BATCH:-$CPU_MICRO_BATCH}  # must divide the samples per step (set by each recipe)
   CHAT_TEMPLATE=${CHAT_TEMPLATE:-}
   DEVICE_ARGS=("${CPU_PPO[@]}")
   CRITIC_DEVICE_ARGS=("${CPU_CRITIC[@]}")

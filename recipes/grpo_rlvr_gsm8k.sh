@@ -5,6 +5,7 @@
 #   CPU:  bash recipes/grpo_rlvr_gsm8k.sh   (tiny student after `bash recipes/sft_warmup_gsm8k.sh`)
 set -euo pipefail
 ALGO=grpo
+CPU_MICRO_BATCH=64  # divides the 16 x 8 samples of a step
 source "$(dirname "$0")/_rlvr.sh"
 QUESTIONS=${QUESTIONS:-16}
 N=${N:-8}

@@ -8,6 +8,7 @@
 # constant loss scale, so that coefficient has no counterpart; the critic uses the actor's learning rate (CRITIC_LR).
 set -euo pipefail
 ALGO=ppo
+CPU_MICRO_BATCH=24  # divides the 24 samples of a step
 source "$(dirname "$0")/_rlvr.sh"
 BATCH=${BATCH:-24}
 CRITIC_LR=${CRITIC_LR:-$ACTOR_LR}

@@ -82,3 +82,17 @@ def test_paper_hyperparameters_gpu():
     cfg = compose_overrides("sft_trainer_engine", sft)
     assert cfg.trainer.total_epochs == 10 and cfg.data.train_batch_size == 24 and cfg.optim.lr == 2e-5
     assert "{{ m.content }}" in cfg.model.custom_chat_template
+
+
+@pytest.mark.parametrize("mode", ["gpu", "cpu"])
+@pytest.mark.parametrize("recipe", ["ppo_rlvr_gsm8k.sh", "grpo_rlvr_gsm8k.sh"])
+def test_micro_batches_divide_the_step(recipe: str, mode: str):
+    """verl refuses a step whose sample count is not a multiple of the micro-batch size."""
+    _, overrides = split_command(recipe_command(recipe, mode))
+    cfg = compose_overrides("ppo_trainer", overrides)
+    samples = cfg.data.train_batch_size * cfg.actor_rollout_ref.rollout.n
+    micro = [cfg.actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu,
+             cfg.actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu]
+    if cfg.algorithm.adv_estimator == "gae":
+        micro.append(cfg.critic.ppo_micro_batch_size_per_gpu)
+    assert all(samples % m == 0 for m in micro), (samples, micro)
