@@ -32,7 +32,7 @@ def test_mcnemar_exact() -> None:
         mcnemar_exact([1], [1, 0])
 
 
-def test_format_table_compares_with_first() -> None:
+def test_format_table_compares_with_previous_row() -> None:
     a = EvalResult("a", 4, 1.0, 0.25, 0.05, 0.7, 0.3, (1, 0, 0, 0))
     b = EvalResult("b", 4, 1.0, 0.75, 0.3, 0.95, 0.8, (1, 1, 1, 0))
     table = format_table([a, b], ["sft", "rl"])

@@ -8,6 +8,7 @@ for warm-up, is reported separately). Medians and ratios, because step times on 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import subprocess
@@ -20,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 PHASES = ("gen", "reward", "old_log_prob", "ref", "values", "adv", "update_critic", "update_actor",
           "update_weights", "testing", "save_checkpoint", "step")
 PERIODIC = ("testing", "save_checkpoint")  # not part of every step, timed outside ``timing_s/step``
+PREFIX = "timing_s/"
 
 
 def breakdown(metrics: dict[int, dict[str, float]]) -> list[tuple[str, float, float]]:
@@ -27,12 +29,12 @@ def breakdown(metrics: dict[int, dict[str, float]]) -> list[tuple[str, float, fl
     steps = sorted(s for s, m in metrics.items() if "timing_s/step" in m)
     if len(steps) < 2:
         raise ValueError(f"need at least 2 timed steps, got {steps}")
-    keys = sorted({k for s in steps for k in metrics[s] if k.startswith("timing_s/")},
-                  key=lambda k: (PHASES.index(k[9:]) if k[9:] in PHASES else len(PHASES), k))
+    names = sorted({k[len(PREFIX):] for s in steps for k in metrics[s] if k.startswith(PREFIX)},
+                   key=lambda n: (PHASES.index(n) if n in PHASES else len(PHASES), n))
     rows = []
-    for key in keys:
-        later = [metrics[s][key] for s in steps[1:] if key in metrics[s]]
-        rows.append((key[len("timing_s/"):], metrics[steps[0]].get(key, float("nan")),
+    for name in names:
+        later = [metrics[s][PREFIX + name] for s in steps[1:] if PREFIX + name in metrics[s]]
+        rows.append((name, metrics[steps[0]].get(PREFIX + name, float("nan")),
                      statistics.median(later) if later else float("nan")))
     return rows
 
@@ -44,8 +46,10 @@ def format_breakdown(rows: list[tuple[str, float, float]]) -> str:
     for name, first, median in rows:
         if name in PERIODIC:
             share = "  (periodic)"
+        elif name == "step" or math.isnan(step) or step <= 0:
+            share = ""
         else:
-            share = f"{median / step:7.0%}" if name != "step" and step == step and step > 0 else ""
+            share = f"{median / step:7.0%}"
         lines.append(f"{name:<22}{first:>12.2f}{median:>12.2f}{share:>8}")
     return "\n".join(lines)
 
