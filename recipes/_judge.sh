@@ -8,6 +8,7 @@
 #   * the Appendix B.3 guards (GUARDS=1: the 4-line mask and answer-only rejection; the docstring instruction is
 #     chosen when the data is converted: data_prep ... --guarded).
 # Knobs: COEF, LABELED_FILES, UNLABELED_FILES, JUDGE, JUDGE_URL, JUDGE_VIA (url|verl), JUDGE_T, JUDGE_THRESHOLD,
+# JUDGE_TEMPLATE (default: by the row's task, judge_pot@1; the CPU demo's tiny judge: judge_pot_compact@1),
 # RERANKER, RERANKER_URL, GUARDS, MIN_LINES.
 source "$(dirname "${BASH_SOURCE[0]}")/_rlvr.sh"
 
@@ -27,7 +28,7 @@ if [[ $ON_GPU == 1 ]]; then
 else
   LABELED_FILES=${LABELED_FILES:-$CPU_DATA/synthetic/train.parquet}
   UNLABELED_FILES=${UNLABELED_FILES:-$CPU_DATA/synthetic_unlabeled/unlabeled.parquet}  # from prepare-data
-  JUDGE=${JUDGE:-$RUN_ROOT/judge/huggingface}
+  JUDGE=${JUDGE:-$RUN_ROOT/judge}  # recipes/train_judge.sh
   SERVE_ARGS=(--max-model-len 1024)
 fi
 RERANKER=${RERANKER:-}
@@ -81,6 +82,10 @@ guard_args() {  # guard_args COMPONENT
 JUDGE_RM=()
 if (( USES_JUDGE )); then
   REWARD_ARGS+=("$KW.judge.temperature=$JUDGE_T" "$KW.judge.threshold=$JUDGE_THRESHOLD")
+  if [[ -z "${JUDGE_TEMPLATE:-}" && -f "$JUDGE/judge.json" ]]; then  # a judge made by train-judge: its prompt
+    JUDGE_TEMPLATE=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["template"])' "$JUDGE/judge.json")
+  fi
+  [[ -n "${JUDGE_TEMPLATE:-}" ]] && REWARD_ARGS+=("$KW.judge.judge_template='$JUDGE_TEMPLATE'")
   guard_args judge
   if [[ $JUDGE_VIA == verl ]]; then
     # verl serves the judge and passes reward_router_address + reward_model_tokenizer to the reward.

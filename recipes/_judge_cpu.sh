@@ -19,11 +19,12 @@ if [[ $ON_GPU == 0 && "${DRY_RUN:-0}" != 1 ]]; then
   fi
   export STUDENT
   if [[ -z "${JUDGE:-}" && -z "${JUDGE_URL:-}" ]]; then
+    export JUDGE_TEMPLATE=${JUDGE_TEMPLATE:-judge_pot_compact@1}  # trained and served with the same prompt
     echo "== tiny judge (recipes/train_judge.sh) -> $RUN_ROOT/judge" >&2
     STUDENT=$STUDENT bash "$REPO/recipes/train_judge.sh" > "$RUN_ROOT/train_judge.log" 2>&1 \
       || { tail -30 "$RUN_ROOT/train_judge.log"; exit 1; }
-    grep -iE "pairwise" "$RUN_ROOT/train_judge.log" | tail -3 >&2 || true
-    JUDGE=$(latest_hf "$RUN_ROOT/judge")
+    grep -iE "pairwise accuracy" "$RUN_ROOT/train_judge.log" | tail -1 >&2 || true
+    JUDGE=$RUN_ROOT/judge
   fi
   SAVE_FREQ=${SAVE_FREQ:-$STEPS}
   echo "== student $STUDENT, judge ${JUDGE:-$JUDGE_URL} ($((SECONDS - JUDGE_CPU_START)) s)" >&2

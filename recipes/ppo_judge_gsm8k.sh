@@ -4,7 +4,7 @@
 # with the one-step Yes/No judge reward; every batch is 12 labeled + 12 unlabeled prompts.
 #   GPU:  STUDENT=<SFT warm-up> JUDGE=Qwen/Qwen3-8B bash recipes/ppo_judge_gsm8k.sh
 #         (other rows of Tables 4-8: COEF, UNLABELED_FILES, RERANKER, ALGO via grpo_judge_gsm8k.sh; recipes/README.md)
-#   CPU:  bash recipes/ppo_judge_gsm8k.sh
+#   CPU:  bash recipes/ppo_judge_gsm8k.sh        (knobs: STEPS, CRITIC_WARMUP, the judge's in recipes/train_judge.sh)
 #         tiny student (SFT warm-up on synthetic problems), a tiny judge first trained to answer Yes/No on correct
 #         and incorrect synthetic solutions (recipes/train_judge.sh, cached), served by real vLLM on CPU; prints the
 #         judge's pairwise accuracy and the student's accuracy before and after.
@@ -14,7 +14,10 @@ CPU_MICRO_BATCH=24  # divides the 24 samples of a step
 BATCH=${BATCH:-24}
 EXPERIMENT=${EXPERIMENT:-ppo_judge}
 source "$(dirname "$0")/_common.sh"
-[[ $ON_GPU == 0 ]] && STEPS=${STEPS:-60}
+# CPU: 40 steps, validation every 10; the critic (a fresh value head) learns alone for the first 5 steps: without
+# that, the untrained critic's advantages pulled validation accuracy down for ~20 steps (issue 3 note).
+[[ $ON_GPU == 0 ]] && STEPS=${STEPS:-40} && TEST_FREQ=${TEST_FREQ:-10}
+CRITIC_WARMUP=${CRITIC_WARMUP:-$(( ON_GPU == 1 ? 0 : 5 ))}
 source "$(dirname "$0")/_judge_cpu.sh"   # CPU only: builds the SFT student and the judge when missing
 source "$(dirname "$0")/_judge.sh"
 CRITIC_LR=${CRITIC_LR:-$ACTOR_LR}
@@ -34,6 +37,7 @@ PPO=(
   critic.model.path="$STUDENT"
   critic.optim.lr="$CRITIC_LR"
   critic.ppo_micro_batch_size_per_gpu="$MICRO_BATCH"
+  trainer.critic_warmup="$CRITIC_WARMUP"
 )
 run "$PY" -m verl.trainer.main_ppo "${PPO[@]}" "${DATA[@]}" "${MIX[@]}" "${MODEL[@]}" "${ACTOR[@]}" \
   "${REWARD_ARGS[@]}" "${JUDGE_RM[@]}" "${TRAINER[@]}" "${DEVICE_ARGS[@]}" "${CRITIC_DEVICE_ARGS[@]}" "$@"

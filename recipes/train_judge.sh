@@ -6,13 +6,19 @@
 #   2. judge data: K samples per question from the student, the gold programs and perturbed gold programs, all
 #      labelled by execution (verl-distill make-judge-data);
 #   3. JUDGE_INIT=gold_sft only: the teacher first SFT-trained on gold synthetic programs;
-#   4. SFT of the judge on the Yes/No answers with verl's sft_trainer (through recipes/sft_warmup_gsm8k.sh);
-#   5. its held-out pairwise accuracy: one correct and one incorrect student completion per validation question,
-#      sigmoid(logit_Yes - logit_No) at the answer position, the correct one must score strictly higher.
-# CPU only (the paper's judge, Qwen3-8B, is used as is). Re-running skips finished stages (manifest or checkpoint
-# present). Usage: bash recipes/train_judge.sh [extra Hydra overrides for the judge's SFT]
+#   4. SFT of the judge on the Yes/No answers (verl-distill train-judge: transformers' Trainer, every batch half Yes
+#      and half No, loss on the verdict token), which also reports
+#   5. its held-out pairwise accuracy before and after: one correct and one incorrect student completion per
+#      validation question, sigmoid(logit_Yes - logit_No) at the answer position; the correct one must score higher.
+# CPU only (the paper's judge, Qwen3-8B, is used as is). Re-running skips finished stages (manifest, checkpoint or
+# judge.json present). Usage: bash recipes/train_judge.sh
 # Knobs: RUN_ROOT, STUDENT, QUESTIONS, K, PERTURB, PER_LABEL, JUDGE_INIT (teacher | gold_sft | a checkpoint dir),
-#        JUDGE_STEPS, JUDGE_LR, JUDGE_BATCH, JUDGE_MAX_LENGTH, GOLD_SFT_STEPS, JUDGE_DATA, JUDGE_OUT.
+#        JUDGE_TEMPLATE, BALANCE, JUDGE_STEPS, JUDGE_LR, JUDGE_BATCH, GOLD_SFT_STEPS, JUDGE_DATA, JUDGE_OUT.
+# Defaults from a sweep of the tiny judge (issue 3 note): the tiny teacher from its random initialisation, lr 5e-4,
+# batch 32 (exactly half Yes), the compact prompt, up to 4 wrong programs per question (BALANCE=oversample).
+# verl's sft_trainer (shuffled batches, loss on "Yes<|im_end|>") gave a judge at chance after 1,500 steps; so did
+# gold-program pre-training, lr >= 1e-3, or one wrong program per question.
+# The served judge must use the same JUDGE_TEMPLATE (the judge recipes pass it; it is in the data's manifest).
 set -euo pipefail
 export FORCE_CPU=1
 source "$(dirname "$0")/_common.sh"
@@ -23,10 +29,11 @@ K=${K:-8}                             # student samples per question (temperatur
 PERTURB=${PERTURB:-3}                 # perturbed gold programs per question
 PER_LABEL=${PER_LABEL:-4}             # at most this many Yes and this many No rows per question
 JUDGE_INIT=${JUDGE_INIT:-teacher}
-JUDGE_STEPS=${JUDGE_STEPS:-150}
-JUDGE_LR=${JUDGE_LR:-1e-3}
+JUDGE_TEMPLATE=${JUDGE_TEMPLATE:-judge_pot_compact@1}
+JUDGE_STEPS=${JUDGE_STEPS:-600}
+BALANCE=${BALANCE:-oversample}            # make-judge-data --balance (question | oversample)
+JUDGE_LR=${JUDGE_LR:-5e-4}
 JUDGE_BATCH=${JUDGE_BATCH:-32}
-JUDGE_MAX_LENGTH=${JUDGE_MAX_LENGTH:-256}  # rows are padded to it on CPU (longest seen: 233); longer ones fail
 GOLD_SFT_STEPS=${GOLD_SFT_STEPS:-300}
 JUDGE_DATA=${JUDGE_DATA:-$RUN_ROOT/judge_data}
 JUDGE_OUT=${JUDGE_OUT:-$RUN_ROOT/judge}
@@ -52,7 +59,8 @@ echo "   student: $STUDENT"
 
 echo "== [2/5] judge data ($QUESTIONS questions x $K samples, gold, $PERTURB perturbations) -> $JUDGE_DATA"
 run "${CLI[@]}" make-judge-data --data "$CPU_DATA/synthetic/train.parquet" --student "$STUDENT" --out "$JUDGE_DATA" \
-  --limit "$QUESTIONS" --k "$K" --perturbations "$PERTURB" --per-label "$PER_LABEL"
+  --limit "$QUESTIONS" --k "$K" --perturbations "$PERTURB" --per-label "$PER_LABEL" --judge-template "$JUDGE_TEMPLATE" \
+  --balance "$BALANCE"
 
 echo "== [3/5] judge initialisation: $JUDGE_INIT"
 case $JUDGE_INIT in
@@ -65,16 +73,7 @@ case $JUDGE_INIT in
   *) INIT=$JUDGE_INIT ;;
 esac
 
-echo "== [4/5] judge SFT: $JUDGE_STEPS steps x $JUDGE_BATCH rows, lr $JUDGE_LR (verl.trainer.sft_trainer)"
-done_sft "$JUDGE_OUT" || logged "$RUN_ROOT/judge_sft.log" env STUDENT="$INIT" \
-  TRAIN_FILES="$JUDGE_DATA/judge_train.parquet" VAL_FILES="$JUDGE_DATA/judge_validation.parquet" \
-  MAX_STEPS="$JUDGE_STEPS" BATCH="$JUDGE_BATCH" MICRO_BATCH="$JUDGE_BATCH" LR="$JUDGE_LR" MAX_LENGTH="$JUDGE_MAX_LENGTH" \
-  OUT_DIR="$JUDGE_OUT" bash "$REPO/recipes/sft_warmup_gsm8k.sh" trainer.experiment_name=judge_sft \
-  data.truncation=error "$@"
-JUDGE=$(latest_hf "$JUDGE_OUT")
-echo "   judge: $JUDGE ($((SECONDS - START)) s)"
-
-echo "== [5/5] held-out pairwise accuracy (before and after the judge's SFT)"
-run "${CLI[@]}" judge-pairwise "$INIT" --data "$JUDGE_DATA" --out "$RUN_ROOT/judge_pairwise_init.json"
-run "${CLI[@]}" judge-pairwise "$JUDGE" --data "$JUDGE_DATA" --out "$RUN_ROOT/judge_pairwise.json"
-echo "judge trained in $((SECONDS - START)) s; result in $RUN_ROOT/judge_pairwise.json"
+echo "== [4/5] judge SFT: $JUDGE_STEPS steps x $JUDGE_BATCH rows (half Yes), lr $JUDGE_LR (verl-distill train-judge)"
+run "${CLI[@]}" train-judge --data "$JUDGE_DATA" --init "$INIT" --out "$JUDGE_OUT" --steps "$JUDGE_STEPS" \
+  --lr "$JUDGE_LR" --batch-size "$JUDGE_BATCH"
+echo "== [5/5] judge trained in $((SECONDS - START)) s: $JUDGE_OUT (pairwise accuracy in $JUDGE_OUT/judge.json)"

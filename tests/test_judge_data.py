@@ -118,6 +118,31 @@ def test_balance_prefers_student_samples() -> None:
     assert {c.solution for c in out} == {"s1", "s2"}
 
 
+def test_unequal_balance_keeps_up_to_per_label_of_each() -> None:
+    cands = [jd.Candidate(0, "student", "s", f"r{i}", f"s{i}") for i in range(7)]
+    for i, c in enumerate(cands):
+        c.correct = i < 1  # 1 Yes, 6 No
+    kept = jd.balance(cands, per_label=4, rng=random.Random(0), equal=False)
+    assert sum(c.correct for c in kept) == 1 and sum(not c.correct for c in kept) == 4
+    assert Counter(c.skip for c in cands if not c.kept) == {"balance: surplus": 2}
+    only_no = [jd.Candidate(1, "student", "s", "r", "s")]
+    only_no[0].correct = False
+    assert jd.balance(only_no, per_label=4, rng=random.Random(0), equal=False) == only_no
+
+
+def test_oversample_repeats_the_minority_label_evenly() -> None:
+    part = [jd.Candidate(q, "student", "s", f"r{q}", f"s{q}") for q in range(11)]
+    for c in part:
+        c.correct = c.qid < 3  # 3 Yes, 8 No
+    out = jd.oversample(part, random.Random(0))
+    assert out[:11] == part and sum(c.correct for c in out) == sum(not c.correct for c in out) == 8
+    repeats = Counter(c.qid for c in out if c.correct)
+    assert sorted(repeats.values()) == [2, 3, 3]  # each positive once per round: 3 + 3 + 2
+    assert jd.oversample([c for c in part if not c.correct], random.Random(0)) == part[3:]
+    with pytest.raises(ValueError, match="balance='both'"):
+        jd.JudgeDataConfig(balance="both")
+
+
 def test_split_is_disjoint_deterministic_and_sized() -> None:
     split = jd.split_questions(list(range(50)), val_fraction=0.2, seed=3)
     assert Counter(split.values()) == {"train": 40, "validation": 10}
@@ -283,3 +308,45 @@ def test_cli_end_to_end_on_a_tiny_student(tiny_dir: Path, small_data: Path, tmp_
     result = json.loads(result_path.read_text())
     assert result["n"] == 1 and result["pairwise_accuracy"] in (0.0, 1.0)
     assert "pairwise accuracy" in proc.stdout
+    assert result["template"] == JUDGE_POT.key
+    # a rerun with other settings refuses (stale data would be used silently) and names what changed
+    changed = subprocess.run([*args, "--judge-template", "judge_pot_compact@1"], capture_output=True, text=True,
+                             timeout=600)
+    assert changed.returncode != 0 and "judge_template" in changed.stderr and "--force" in changed.stderr
+
+
+def test_oversampled_build_writes_equal_labels_and_counts_repeats(small_data: Path, tmp_path: Path) -> None:
+    cfg = jd.JudgeDataConfig(perturbations=3, per_label=3, val_fraction=0.25, limit=12, balance="oversample")
+    info = jd.build_judge_data(small_data / "synthetic" / "train.parquet", [], tmp_path, cfg)
+    train = read_parquet_rows(tmp_path / "judge_train.parquet")
+    verdicts = Counter(r["messages"][1]["content"] for r in train)
+    assert verdicts["Yes"] == verdicts["No"] > 0
+    kept_train = sum(v for src in info["kept"]["train"].values() for v in src.values())
+    assert len(train) == kept_train + info["oversampled_train_rows"] and info["oversampled_train_rows"] > 0
+    assert len(read_parquet_rows(tmp_path / "reranker_train.parquet")) == len(train)
+    val = read_parquet_rows(tmp_path / "judge_validation.parquet")  # never oversampled
+    assert len(val) == sum(v for src in info["kept"]["validation"].values() for v in src.values())
+
+
+def test_compact_template_reaches_rows_manifest_and_pairwise_scores(small_data: Path, tiny_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    cfg = jd.JudgeDataConfig(perturbations=2, per_label=1, val_fraction=0.25, limit=8,
+                             judge_template="judge_pot_compact@1")
+    info = jd.build_judge_data(small_data / "synthetic" / "train.parquet", [], tmp_path, cfg)
+    assert info["templates"]["judge"] == "judge_pot_compact@1"
+    rows = read_parquet_rows(tmp_path / "judge_train.parquet")
+    assert all(r["extra_info"]["template"] == "judge_pot_compact@1" for r in rows)
+    assert rows[0]["messages"][0]["content"].startswith("Question: ") and "Correct? Yes or No." in \
+        rows[0]["messages"][0]["content"]
+    # judge-pairwise scores with the template in the data's manifest, not judge_pot@1
+    q, good, bad = "What is 7 * 12 + 5?", PROGRAM.rstrip(), PROGRAM.rstrip().replace("+", "-")
+    jd.write_table([{"question": q, "correct_solution": good, "incorrect_solution": bad}],
+                   tmp_path / "pairwise_validation.parquet")
+    result = jd.judge_pairwise(tiny_dir / "teacher", tmp_path)
+    compact = jd.judge_scores(tiny_dir / "teacher", [q, q], [good, bad], template="judge_pot_compact@1")
+    default = jd.judge_scores(tiny_dir / "teacher", [q, q], [good, bad])
+    assert result["template"] == "judge_pot_compact@1"
+    assert result["mean_correct"] == pytest.approx(compact[0]) and result["mean_incorrect"] == pytest.approx(compact[1])
+    assert default[0] != pytest.approx(compact[0])
+    with pytest.raises(KeyError, match="unknown prompt template"):
+        jd.JudgeDataConfig(judge_template="judge_pot@9")

@@ -152,3 +152,24 @@ def test_judge_guards_follow_the_paper():
     assert gpu.min_program_lines == 0 and not gpu.reject_answer_only
     assert cpu.min_program_lines == 4 and cpu.reject_answer_only
     assert guarded.min_program_lines == 4
+
+
+def test_judge_template_reaches_the_reward():
+    """A judge trained on another prompt (the CPU demo's compact one) is served with that prompt; default: by task."""
+    judge = _judge_cfg("ppo_judge_gsm8k.sh", "cpu", JUDGE_TEMPLATE="judge_pot_compact@1")
+    assert judge.reward.custom_reward_function.reward_kwargs.judge.judge_template == "judge_pot_compact@1"
+    gpu = _judge_cfg("ppo_judge_gsm8k.sh", "gpu").reward.custom_reward_function.reward_kwargs.judge
+    assert "judge_template" not in gpu
+
+
+def test_train_judge_recipe_commands():
+    """The tiny judge: compact prompt and oversampled data from make-judge-data, then train-judge (not verl's SFT)."""
+    env = {**os.environ, "DRY_RUN": "1", "FORCE_CPU": "1", "RUN_ROOT": "/tmp/r", "STUDENT": "/tmp/s"}
+    out = subprocess.run(["bash", str(REPO / "recipes" / "train_judge.sh")], env=env, check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    make = out[out.index("make-judge-data"):]
+    assert make[make.index("--judge-template") + 1] == "judge_pot_compact@1"
+    assert make[make.index("--balance") + 1] == "oversample"
+    train = out[out.index("train-judge"):]
+    assert train[train.index("--data") + 1] == "/tmp/r/judge_data" and train[train.index("--out") + 1] == "/tmp/r/judge"
+    assert "verl.trainer.sft_trainer" not in out

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "verl_distill.policy",
     "verl_distill.judge_data",
     "verl_distill.train_reranker",
+    "verl_distill.train_judge",
     "verl_distill.judge_eval",
 )
 

@@ -85,10 +85,14 @@ def verdict_tokens(tokenizer: Any) -> VerdictTokens:
 
 def render_judge_prompt(tokenizer: Any, template_key: str, question: str, solution: str) -> list[int]:
     """Judge prompt as token ids: template -> user message -> the judge's chat template with the generation prompt."""
-    text = get_template(template_key).render(question=question, solution=solution)
-    messages = [{"role": "user", "content": text}]
+    return chat_prompt_ids(tokenizer, get_template(template_key).render(question=question, solution=solution))
+
+
+def chat_prompt_ids(tokenizer: Any, user_text: str) -> list[int]:
+    """``user_text`` as one user message in the judge's chat template, generation prompt on, thinking off, as ids
+    (what the served judge reads; judge training tokenizes its rows the same way)."""
     rendered = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=False, enable_thinking=False
+        [{"role": "user", "content": user_text}], add_generation_prompt=True, tokenize=False, enable_thinking=False
     )
     return tokenizer.encode(rendered, add_special_tokens=False)
 

@@ -12,14 +12,16 @@ this process), ``gold`` (``extra_info.reference``), ``perturbation`` (one-site t
 the program or a nearby value, ``off_by_one`` adds or subtracts 1 from one) -> every candidate labelled by running it
 with the PoT reward (``reward_fns/pot_verifiable.compute_score_batch``; correct iff ``acc == 1``), never by assumption
 (an edit can leave the answer unchanged) -> duplicates (same question and solution) dropped -> per question
-``k = min(#correct, #incorrect, per_label)`` of each label kept, in source priority order -> questions split into train
-and validation (no question in both).
+``k = min(#correct, #incorrect, per_label)`` of each label kept, in source priority order (or, ``balance=oversample``,
+up to ``per_label`` of each and the training split's minority label repeated to equal counts) -> questions split into
+train and validation (no question in both).
 
 The solution shown to the judge and the reranker is what the rewards show them at RL time
 (``verl_distill.guards.solution_text``): the extracted program, or the raw response when there is no program.
 Outputs in ``OUT`` (``manifest.json`` last, with every count):
-``judge_{train,validation}.parquet`` (SFT rows: user = ``judge_pot@1`` prompt, assistant = ``Yes``/``No``, for verl's
-``sft_trainer``), ``reranker_{train,validation}.parquet`` (question, solution, response, label 1 = correct, source),
+``judge_{train,validation}.parquet`` (SFT rows: user = the judge prompt (``judge_template``), assistant =
+``Yes``/``No``, for verl's ``sft_trainer``), ``reranker_{train,validation}.parquet`` (question, solution, response,
+label 1 = correct, source),
 ``pairwise_validation.parquet`` (per validation question one correct and one incorrect STUDENT completion, seed 002
 §4.1 / Table 3) and ``candidates.parquet`` (every candidate with its label, status and why it was not kept).
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import keyword
 import logging
 import os
@@ -46,7 +49,7 @@ from tqdm import tqdm
 from verl_distill.guards import solution_text
 from verl_distill.io import MANIFEST, iter_batches, read_parquet_rows, write_manifest, write_parquet
 from verl_distill.pot import extract_program
-from verl_distill.prompts import JUDGE_POT, RERANKER
+from verl_distill.prompts import JUDGE_POT, RERANKER, get_template
 from verl_distill.schema import RowError, make_extra_info, make_sft_row
 
 logger = logging.getLogger(__name__)
@@ -216,9 +219,9 @@ def dedupe(cands: list[Candidate]) -> list[Candidate]:
 
 
 def balance(cands: list[Candidate], *, per_label: int, rng: random.Random,
-            priority: tuple[str, ...] = SOURCES) -> list[Candidate]:
+            priority: tuple[str, ...] = SOURCES, equal: bool = True) -> list[Candidate]:
     """Keep ``min(#correct, #incorrect, per_label)`` of each label for one question (by ``priority`` of the sources,
-    then at random)."""
+    then at random); ``equal=False``: up to ``per_label`` of each label, however many the other label has."""
     if sorted(priority) != sorted(SOURCES):
         raise ValueError(f"priority={priority}: must order all of {SOURCES}")
     shuffled = list(cands)
@@ -227,12 +230,28 @@ def balance(cands: list[Candidate], *, per_label: int, rng: random.Random,
     pos = [c for c in shuffled if c.correct]
     neg = [c for c in shuffled if not c.correct]
     k = min(len(pos), len(neg), per_label)
-    for group, other in ((pos, "incorrect"), (neg, "correct")):
+    kept = {"pos": k, "neg": k} if equal else {"pos": min(len(pos), per_label), "neg": min(len(neg), per_label)}
+    for group, other, n in ((pos, "incorrect", kept["pos"]), (neg, "correct", kept["neg"])):
         for i, cand in enumerate(group):
-            cand.kept = i < k
+            cand.kept = i < n
             if not cand.kept:
-                cand.skip = f"balance: no {other} candidate for the question" if k == 0 else "balance: surplus"
-    return pos[:k] + neg[:k]
+                cand.skip = f"balance: no {other} candidate for the question" if n == 0 else "balance: surplus"
+    return pos[:kept["pos"]] + neg[:kept["neg"]]
+
+
+def oversample(part: list[Candidate], rng: random.Random) -> list[Candidate]:
+    """Repeat the minority label's rows (each once per round, in a seeded order) until both labels are equally many."""
+    pos = [c for c in part if c.correct]
+    neg = [c for c in part if not c.correct]
+    small, big = sorted((pos, neg), key=len)
+    if not small:
+        return list(part)
+    extra: list[Candidate] = []
+    while len(small) + len(extra) < len(big):
+        order = list(small)
+        rng.shuffle(order)
+        extra += order[: len(big) - len(small) - len(extra)]
+    return list(part) + extra
 
 
 def split_questions(qids: list[int], *, val_fraction: float, seed: int) -> dict[int, str]:
@@ -273,6 +292,9 @@ def pairwise_pairs(cands: list[Candidate], rows: list[dict[str, Any]], val_qids:
 # ---------------------------------------------------------------- outputs
 
 
+BALANCE_MODES = ("question", "oversample")
+
+
 @dataclass(frozen=True)
 class JudgeDataConfig:
     """Knobs of :func:`build_judge_data` (defaults: the CPU demo's)."""
@@ -283,26 +305,37 @@ class JudgeDataConfig:
     gold: bool = True  # use the reference programs as correct candidates
     perturbations: int = 3  # edited gold programs per question (kinds in turn)
     per_label: int = 4  # at most this many Yes and this many No rows per question
+    # "question": equal Yes/No counts per question (min of the two); "oversample": up to per_label of each label per
+    # question, then the training split's minority label repeated to equal counts. A tiny judge learns from many
+    # different wrong programs: with "question" it saw ~1 wrong program per question and learned nothing in 1,500
+    # steps, with "oversample" (3.4x more distinct No rows) it reached pairwise 0.73-0.85 (issue 3 note)
+    balance: str = "question"
     priority: tuple[str, ...] = SOURCES  # which sources fill a question's rows first
     val_fraction: float = 0.2
     limit: int | None = None  # first N input rows only
     seed: int = 0
     batch_size: int = 32  # prompts per generate call
+    judge_template: str = JUDGE_POT.key  # the judge's prompt; serve the trained judge with the same one
+
+    def __post_init__(self) -> None:
+        get_template(self.judge_template)  # unknown names fail here, before any sampling
+        if self.balance not in BALANCE_MODES:
+            raise ValueError(f"balance={self.balance!r}: choose one of {BALANCE_MODES}")
 
 
-def judge_messages(question: str, solution: str) -> list[dict[str, str]]:
-    """The judge's chat input: one user message rendered with ``judge_pot@1``."""
-    return [{"role": "user", "content": JUDGE_POT.render(question=question, solution=solution)}]
+def judge_messages(question: str, solution: str, template: str = JUDGE_POT.key) -> list[dict[str, str]]:
+    """The judge's chat input: one user message rendered with ``template`` (a PoT judge prompt, ``name@version``)."""
+    return [{"role": "user", "content": get_template(template).render(question=question, solution=solution)}]
 
 
-def judge_sft_row(cand: Candidate, row: dict[str, Any], *, index: int) -> dict[str, Any]:
+def judge_sft_row(cand: Candidate, row: dict[str, Any], *, index: int, template: str = JUDGE_POT.key) -> dict[str, Any]:
     """SFT row ``[user: judge prompt, assistant: Yes/No]``; ``source_id`` names the question and the candidate."""
     question = row["extra_info"]["question"]
     extra = make_extra_info(question=question, label_source="gold", task="pot", split=cand.split, index=index,
                             source_id=f"{row['extra_info']['source_id'] or cand.qid}|{cand.source}:{cand.detail}",
-                            template=JUDGE_POT.key, reference=row["extra_info"]["reference"])
+                            template=template, reference=row["extra_info"]["reference"])
     answer = {"role": "assistant", "content": VERDICTS[bool(cand.correct)]}
-    return make_sft_row(messages=[*judge_messages(question, cand.solution), answer], extra_info=extra)
+    return make_sft_row(messages=[*judge_messages(question, cand.solution, template), answer], extra_info=extra)
 
 
 def write_table(records: list[dict[str, Any]], path: Path) -> int:
@@ -350,7 +383,7 @@ def build_judge_data(data: str | os.PathLike, students: list[str | os.PathLike],
         by_q.setdefault(cand.qid, []).append(cand)
     kept = [c for q in sorted(by_q)
             for c in balance(by_q[q], per_label=cfg.per_label, rng=random.Random(f"{cfg.seed}:{q}"),
-                             priority=cfg.priority)]
+                             priority=cfg.priority, equal=cfg.balance == "question")]
     for cand in cands:
         cand.split = splits[cand.qid]
     skipped = Counter(c.skip for c in cands if c.skip)
@@ -361,14 +394,19 @@ def build_judge_data(data: str | os.PathLike, students: list[str | os.PathLike],
     for stale in (MANIFEST, *OUTPUT_FILES):  # a rebuild never leaves an earlier run's file behind
         (out / stale).unlink(missing_ok=True)
     files: dict[str, int] = {}
+    repeated = 0
     for split in ("train", "validation"):
         part = [c for c in kept if c.split == split]
         if not part:
             logger.warning("no %s rows kept (see the skip counts)", split)
             continue
+        if split == "train" and cfg.balance == "oversample":
+            n = len(part)
+            part = oversample(part, random.Random(f"{cfg.seed}:oversample"))
+            repeated = len(part) - n
         files[f"judge_{split}.parquet"] = write_parquet(
-            [judge_sft_row(c, rows[c.qid], index=i) for i, c in enumerate(part)], out / f"judge_{split}.parquet",
-            kind="sft")
+            [judge_sft_row(c, rows[c.qid], index=i, template=cfg.judge_template) for i, c in enumerate(part)],
+            out / f"judge_{split}.parquet", kind="sft")
         files[f"reranker_{split}.parquet"] = write_table(
             [{"qid": c.qid, "question": rows[c.qid]["extra_info"]["question"], "solution": c.solution,
               "response": c.response, "label": int(bool(c.correct)), "source": c.source, "detail": c.detail}
@@ -378,6 +416,7 @@ def build_judge_data(data: str | os.PathLike, students: list[str | os.PathLike],
     files["candidates.parquet"] = write_table([asdict(c) for c in cands], out / "candidates.parquet")
     info = _manifest_info(data, students, cfg, rows, usable, kept, splits, skipped, files, len(pairs))
     info["questions_without"] = dict(sorted(per_question.items()))
+    info["oversampled_train_rows"] = repeated  # repeats in judge_train / reranker_train beyond the kept candidates
     write_manifest(out, info)
     return info
 
@@ -392,7 +431,8 @@ def _manifest_info(data, students, cfg, rows, usable, kept, splits, skipped, fil
             "read": len(rows), "candidates": table(usable),
             "kept": {s: table([c for c in kept if c.split == s]) for s in ("train", "validation")},
             "skipped": dict(sorted(skipped.items())), "pairwise": n_pairs, "files": files,
-            "templates": {"judge": JUDGE_POT.key, "reranker": RERANKER.key}, "verdicts": list(VERDICTS.values())}
+            "templates": {"judge": get_template(cfg.judge_template).key, "reranker": RERANKER.key},
+            "verdicts": list(VERDICTS.values())}
 
 
 def format_counts(info: dict[str, Any]) -> str:
@@ -427,15 +467,16 @@ def yes_no_ids(tokenizer: Any) -> tuple[int, int]:
 
 
 def judge_scores(judge_dir: str | os.PathLike, questions: list[str], solutions: list[str], *,
-                 batch_size: int = 16) -> list[float]:
-    """``sigmoid(logit_Yes - logit_No)`` at the answer position (one forward pass per batch, the judge's template)."""
+                 template: str = JUDGE_POT.key, batch_size: int = 16) -> list[float]:
+    """``sigmoid(logit_Yes - logit_No)`` at the answer position (one forward pass per batch, the judge's chat
+    template around the ``template`` prompt)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(judge_dir, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(judge_dir, dtype=torch.float32).eval()
     yes, no = yes_no_ids(tok)
-    texts = [tok.apply_chat_template(judge_messages(q, s), add_generation_prompt=True, tokenize=False)
+    texts = [tok.apply_chat_template(judge_messages(q, s, template), add_generation_prompt=True, tokenize=False)
              for q, s in zip(questions, solutions, strict=True)]
     scores: list[float] = []
     for batch in iter_batches(texts, batch_size):
@@ -459,11 +500,13 @@ def judge_pairwise(judge_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
     if not path.exists():
         raise FileNotFoundError(f"{path}: no pairwise set; build it with verl-distill make-judge-data")
     pairs = read_parquet_rows(path)[:limit]
+    manifest = Path(data_dir) / MANIFEST
+    template = json.loads(manifest.read_text())["templates"]["judge"] if manifest.exists() else JUDGE_POT.key
     questions = [p["question"] for p in pairs]
-    good = judge_scores(judge_dir, questions, [p["correct_solution"] for p in pairs])
-    bad = judge_scores(judge_dir, questions, [p["incorrect_solution"] for p in pairs])
+    good = judge_scores(judge_dir, questions, [p["correct_solution"] for p in pairs], template=template)
+    bad = judge_scores(judge_dir, questions, [p["incorrect_solution"] for p in pairs], template=template)
     n = len(pairs)
-    return {"judge": str(judge_dir), "n": n, "pairwise_accuracy": pairwise_accuracy(good, bad),
+    return {"judge": str(judge_dir), "template": template, "n": n, "pairwise_accuracy": pairwise_accuracy(good, bad),
             "ties": sum(g == b for g, b in zip(good, bad, strict=True)),
             "mean_correct": sum(good) / n, "mean_incorrect": sum(bad) / n,
             "yes_rate_correct": sum(g > 0.5 for g in good) / n, "yes_rate_incorrect": sum(b > 0.5 for b in bad) / n}
@@ -482,6 +525,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name, value in asdict(d).items():
         if name == "gold":
             p.add_argument("--no-gold", dest="gold", action="store_false", help="no reference programs as positives")
+        elif name == "judge_template":
+            p.add_argument("--judge-template", default=value,
+                           help=f"the judge's prompt template (default {value}; judge_pot_compact@1 for tiny judges)")
+        elif name == "balance":
+            p.add_argument("--balance", choices=BALANCE_MODES, default=value,
+                           help=f"Yes/No balancing (default {value}; see JudgeDataConfig)")
         elif name == "priority":
             p.add_argument("--priority", type=lambda v: tuple(v.split(",")), default=value,
                            help=f"source order when a question has more rows than kept (default {','.join(value)})")
@@ -499,13 +548,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_make(args: argparse.Namespace) -> int:
-    if (args.out / MANIFEST).exists() and not args.force:
-        print(f"{args.out}: complete (manifest present), skipped; --force rebuilds")
-        return 0
     if not args.student and not args.gold and not args.perturbations:
         raise SystemExit("nothing to collect: give --student, or keep gold programs / perturbations")
     names = set(asdict(JudgeDataConfig()))
     cfg = JudgeDataConfig(**{k: v for k, v in vars(args).items() if k in names})
+    if (args.out / MANIFEST).exists() and not args.force:
+        done = json.loads((args.out / MANIFEST).read_text())
+        wanted = json.loads(json.dumps({"config": asdict(cfg), "students": [str(s) for s in args.student]}))
+        changed = sorted(k for k in wanted["config"] if done["config"].get(k) != wanted["config"][k])
+        if done["students"] != wanted["students"]:
+            changed.append("students")
+        if changed:
+            raise SystemExit(f"{args.out} was built with other settings ({', '.join(changed)}: "
+                             f"{ {k: done['config'].get(k, done.get(k)) for k in changed} }); "
+                             "pass --force to rebuild it, or choose another --out")
+        print(f"{args.out}: complete (manifest present, same settings), skipped; --force rebuilds")
+        return 0
     info = build_judge_data(args.data, args.student, args.out, cfg)
     print(format_counts(info))
     print(f"wrote {', '.join(f'{k} ({v})' for k, v in info['files'].items())} to {args.out}")
@@ -513,8 +571,6 @@ def _run_make(args: argparse.Namespace) -> int:
 
 
 def _run_pairwise(args: argparse.Namespace) -> int:
-    import json
-
     result = judge_pairwise(args.judge, args.data, limit=args.limit)
     print(f"judge {args.judge}: pairwise accuracy {result['pairwise_accuracy']:.3f} on {result['n']} held-out pairs "
           f"(ties {result['ties']}; mean score correct {result['mean_correct']:.3f}, "

@@ -105,6 +105,12 @@ JUDGE_NL = register_template(
         "Answer with exactly one word: Yes or No.",
     )
 )
+# A compact PoT judge prompt for tiny judges trained from scratch (the CPU demo): half the tokens of judge_pot@1, so
+# its SFT costs half as much per step; a tiny judge learned about as fast per step with either (pairwise accuracy
+# 0.85-0.90 after 500-1,000 steps, issue 3's sweep). A judge must be served with the template it was trained on.
+JUDGE_POT_COMPACT = register_template(
+    PromptTemplate("judge_pot_compact", 1, "Question: {question}\nProgram:\n{solution}\nCorrect? Yes or No.")
+)
 JUDGE_TEMPLATES = {"pot": JUDGE_POT, "nl": JUDGE_NL}
 
 # Reranker input (seed 002 §2.2.3, ReFT's reranker format): plain text, no chat template, no special tokens.
