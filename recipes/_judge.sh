@@ -9,7 +9,7 @@
 #     chosen when the data is converted: data_prep ... --guarded).
 # Knobs: COEF, LABELED_FILES, UNLABELED_FILES, JUDGE, JUDGE_URL, JUDGE_VIA (url|verl), JUDGE_T, JUDGE_THRESHOLD,
 # JUDGE_TEMPLATE (default: by the row's task, judge_pot@1; the CPU demo's tiny judge: judge_pot_compact@1),
-# RERANKER, RERANKER_URL, GUARDS, MIN_LINES.
+# RERANKER, RERANKER_URL, GUARDS, MIN_LINES, REQUIRE_RUNNABLE (0; 1: our own, non-paper guard, see judge_yes_no.py).
 source "$(dirname "${BASH_SOURCE[0]}")/_rlvr.sh"
 
 COEF=${COEF:-0.5,0.5,0}
@@ -87,6 +87,8 @@ if (( USES_JUDGE )); then
   fi
   [[ -n "${JUDGE_TEMPLATE:-}" ]] && REWARD_ARGS+=("$KW.judge.judge_template='$JUDGE_TEMPLATE'")
   guard_args judge
+  # not in the paper: judge reward 0 for programs that do not run (label-free; a weak judge rewards crashes)
+  [[ "${REQUIRE_RUNNABLE:-0}" == 1 ]] && REWARD_ARGS+=("$KW.judge.require_runnable=True")
   if [[ $JUDGE_VIA == verl ]]; then
     # verl serves the judge and passes reward_router_address + reward_model_tokenizer to the reward.
     # enable_resource_pool=True: the colocated path drops extra_info (KeyError 'data_source'); a free cache engine

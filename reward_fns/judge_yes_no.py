@@ -19,7 +19,10 @@ Knobs (``reward_kwargs``): ``temperature``, ``threshold``, ``judge_mode`` (``log
 judges without logprobs; ``thinking_off=True`` for a vLLM-served thinking model in that mode), ``judge_template``
 (default by ``extra_info.task``: ``judge_pot@1`` / ``judge_nl@1``),
 ``judge_model`` (name sent as "model"), ``min_program_lines`` (4) and ``reject_answer_only`` (True): the B.3 guards,
-``cache_size`` (0), ``max_concurrency`` (32), ``timeout_s`` (60), ``max_retries`` (3), ``api_key_env``.
+``cache_size`` (0), ``max_concurrency`` (32), ``timeout_s`` (60), ``max_retries`` (3), ``api_key_env``,
+``require_runnable`` (False; NOT in the paper, our label-free guard: a PoT program that does not run to a number in
+the sandbox gets judge reward 0, guard ``not_runnable``, without asking the judge; a weak judge was seen rewarding
+crashing programs, issue 3 note).
 
 Every sample returns the same keys: ``score`` (= ``judge``), ``judge`` (thresholded), ``judge_raw`` (sigmoid),
 ``judge_margin`` (Yes-minus-No log-odds; NaN in generate mode or when guarded), ``judge_called`` (1.0/0.0),
@@ -102,6 +105,7 @@ async def compute_score(
     timeout_s: float = 60.0,
     max_retries: int = 3,
     api_key_env: str | None = None,
+    require_runnable: bool = False,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Judge one response (verl's async ``compute_score`` contract); the label is never read."""
@@ -114,6 +118,8 @@ async def compute_score(
         )
     task = extra.get("task")
     guard = check(solution_str, task or "", GuardConfig(min_program_lines, reject_answer_only))
+    if guard == GUARD_NONE and require_runnable and task == "pot" and not await asyncio.to_thread(runs, solution_str):
+        guard = GUARD_NOT_RUNNABLE
     if guard != GUARD_NONE:
         return _result(0.0, 0.0, math.nan, False, True, guard, judge_mode)
     url, tokenizer = _resolve(judge_url, reward_router_address, judge_tokenizer, reward_model_tokenizer)
@@ -124,6 +130,16 @@ async def compute_score(
     judge = get_judge(url, tokenizer, settings)
     verdict = await judge.judge(question, solution_text(solution_str, task), template_for_task(task, judge_template))
     return _result(verdict.reward, verdict.raw, verdict.margin, True, verdict.parsed, GUARD_NONE, verdict.mode)
+
+
+GUARD_NOT_RUNNABLE = "not_runnable"
+
+
+def runs(solution_str: str) -> bool:
+    """Whether the response's program runs to a number in the PoT sandbox (no answer is compared)."""
+    from reward_fns.pot_verifiable import compute_score_batch
+
+    return compute_score_batch(["guard"], [solution_str], [0], [None])[0]["status"] == "ok"
 
 
 def compute_score_sync(data_source: str, solution_str: str, ground_truth: Any = None,

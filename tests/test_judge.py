@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from verl.utils.import_utils import load_extern_object
 
 from verl_distill.client import ServedModelError
 from verl_distill.guards import GUARD_ANSWER_ONLY, GUARD_EMPTY, GUARD_NONE, GUARD_SHORT, GuardConfig, check
@@ -235,8 +236,6 @@ def bad_server() -> Iterator[tuple[str, type]]:
 
 
 def _load(name: str):
-    from verl.utils.import_utils import load_extern_object
-
     return load_extern_object(str(REPO / "reward_fns" / f"{name}.py"), "compute_score")
 
 
@@ -276,6 +275,20 @@ def test_judge_guard_needs_no_server(tiny_dir):
     assert out["score"] == 0.0 and out["guard"] == GUARD_ANSWER_ONLY and out["judge_called"] == 0.0
     assert set(out) == {"score", "judge", "judge_raw", "judge_margin", "judge_called", "judge_parsed", "guard",
                         "judge_mode"}
+
+
+def test_require_runnable_zeroes_crashing_programs_without_the_judge(tiny_dir):
+    """Our own (non-paper) guard: a program that does not run never reaches the judge; off by default."""
+    fn = _load("judge_yes_no")
+    crash = "def solution():\n    a = 3\n    b = 4\n    c = a + d\n    return c\n"
+    out = asyncio.run(fn(data_source="d", solution_str=crash, ground_truth="", extra_info=EXTRA, require_runnable=True,
+                         judge_url="http://127.0.0.1:9", judge_tokenizer=str(tiny_dir / "teacher")))
+    assert out["score"] == 0.0 and out["guard"] == "not_runnable" and out["judge_called"] == 0.0
+    runs = load_extern_object(str(REPO / "reward_fns" / "judge_yes_no.py"), "runs")
+    assert runs(PROGRAM) and not runs(crash) and not runs("def solution():\n    return 'x'\n")
+    with pytest.raises(ServedModelError):  # off by default: the crashing program goes to the (dead) judge
+        asyncio.run(fn(data_source="d", solution_str=crash, ground_truth="", extra_info=EXTRA,
+                       **_kwargs("http://127.0.0.1:9", tiny_dir) | {"max_retries": 0}))
 
 
 def test_judge_config_errors(tiny_dir):

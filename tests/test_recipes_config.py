@@ -159,7 +159,9 @@ def test_judge_template_reaches_the_reward():
     judge = _judge_cfg("ppo_judge_gsm8k.sh", "cpu", JUDGE_TEMPLATE="judge_pot_compact@1")
     assert judge.reward.custom_reward_function.reward_kwargs.judge.judge_template == "judge_pot_compact@1"
     gpu = _judge_cfg("ppo_judge_gsm8k.sh", "gpu").reward.custom_reward_function.reward_kwargs.judge
-    assert "judge_template" not in gpu
+    assert "judge_template" not in gpu and "require_runnable" not in gpu  # the non-paper guard is opt-in
+    runnable = _judge_cfg("ppo_judge_gsm8k.sh", "cpu", REQUIRE_RUNNABLE="1")
+    assert runnable.reward.custom_reward_function.reward_kwargs.judge.require_runnable is True
 
 
 def test_train_judge_recipe_commands():
