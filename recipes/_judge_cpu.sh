@@ -19,7 +19,6 @@ if [[ $ON_GPU == 0 && "${DRY_RUN:-0}" != 1 ]]; then
   fi
   export STUDENT
   if [[ -z "${JUDGE:-}" && -z "${JUDGE_URL:-}" ]]; then
-    export JUDGE_TEMPLATE=${JUDGE_TEMPLATE:-judge_pot_compact@1}  # trained and served with the same prompt
     echo "== tiny judge (recipes/train_judge.sh) -> $RUN_ROOT/judge" >&2
     STUDENT=$STUDENT bash "$REPO/recipes/train_judge.sh" > "$RUN_ROOT/train_judge.log" 2>&1 \
       || { tail -30 "$RUN_ROOT/train_judge.log"; exit 1; }

@@ -39,7 +39,15 @@ import weakref
 from typing import Any
 
 from verl_distill.client import ClientOptions, run_sync
-from verl_distill.guards import GUARD_NONE, GuardConfig, check, load_tokenizer, solution_text
+from verl_distill.guards import (
+    GUARD_NONE,
+    GUARD_NOT_RUNNABLE,
+    GuardConfig,
+    check,
+    load_tokenizer,
+    runs,
+    solution_text,
+)
 from verl_distill.judge import JudgeSettings, YesNoJudge, template_for_task
 
 _JUDGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {key: YesNoJudge}
@@ -130,16 +138,6 @@ async def compute_score(
     judge = get_judge(url, tokenizer, settings)
     verdict = await judge.judge(question, solution_text(solution_str, task), template_for_task(task, judge_template))
     return _result(verdict.reward, verdict.raw, verdict.margin, True, verdict.parsed, GUARD_NONE, verdict.mode)
-
-
-GUARD_NOT_RUNNABLE = "not_runnable"
-
-
-def runs(solution_str: str) -> bool:
-    """Whether the response's program runs to a number in the PoT sandbox (no answer is compared)."""
-    from reward_fns.pot_verifiable import compute_score_batch
-
-    return compute_score_batch(["guard"], [solution_str], [0], [None])[0]["status"] == "ok"
 
 
 def compute_score_sync(data_source: str, solution_str: str, ground_truth: Any = None,

@@ -15,7 +15,7 @@ import pytest
 from verl.utils.import_utils import load_extern_object
 
 from verl_distill.client import ServedModelError
-from verl_distill.guards import GUARD_ANSWER_ONLY, GUARD_EMPTY, GUARD_NONE, GUARD_SHORT, GuardConfig, check
+from verl_distill.guards import GUARD_ANSWER_ONLY, GUARD_EMPTY, GUARD_NONE, GUARD_SHORT, GuardConfig, check, runs
 from verl_distill.judge import (
     JudgeConfigError,
     JudgeSettings,
@@ -284,7 +284,6 @@ def test_require_runnable_zeroes_crashing_programs_without_the_judge(tiny_dir):
     out = asyncio.run(fn(data_source="d", solution_str=crash, ground_truth="", extra_info=EXTRA, require_runnable=True,
                          judge_url="http://127.0.0.1:9", judge_tokenizer=str(tiny_dir / "teacher")))
     assert out["score"] == 0.0 and out["guard"] == "not_runnable" and out["judge_called"] == 0.0
-    runs = load_extern_object(str(REPO / "reward_fns" / "judge_yes_no.py"), "runs")
     assert runs(PROGRAM) and not runs(crash) and not runs("def solution():\n    return 'x'\n")
     with pytest.raises(ServedModelError):  # off by default: the crashing program goes to the (dead) judge
         asyncio.run(fn(data_source="d", solution_str=crash, ground_truth="", extra_info=EXTRA,

@@ -30,6 +30,7 @@ GUARD_NONE = ""
 GUARD_EMPTY = "empty"
 GUARD_ANSWER_ONLY = "answer_only"
 GUARD_SHORT = "short_program"
+GUARD_NOT_RUNNABLE = "not_runnable"  # opt-in and NOT in the paper (judge_yes_no's require_runnable)
 
 _NUMBER = r"[-+]?\$?\s*\d[\d,]*(?:\.\d+)?%?"
 _ANSWER_ONLY = re.compile(
@@ -70,6 +71,14 @@ def check(response: str, task: str, config: GuardConfig) -> str:
     if config.min_program_lines and (program is None or program.code_lines < config.min_program_lines):
         return GUARD_SHORT
     return GUARD_NONE
+
+
+def runs(response: str) -> bool:
+    """Whether the response's program runs to a number in the PoT sandbox (no answer is compared): the label-free
+    ``not_runnable`` guard."""
+    from reward_fns.pot_verifiable import compute_score_batch
+
+    return compute_score_batch(["guard"], [response], [0], [None])[0]["status"] == "ok"
 
 
 def solution_text(response: str, task: str | None) -> str:

@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from verl_distill.guards import solution_text
 from verl_distill.io import MANIFEST, iter_batches, read_parquet_rows, write_manifest, write_parquet
+from verl_distill.judge import render_judge_prompt
 from verl_distill.pot import extract_program
 from verl_distill.prompts import JUDGE_POT, RERANKER, get_template
 from verl_distill.schema import RowError, make_extra_info, make_sft_row
@@ -468,19 +469,18 @@ def yes_no_ids(tokenizer: Any) -> tuple[int, int]:
 
 def judge_scores(judge_dir: str | os.PathLike, questions: list[str], solutions: list[str], *,
                  template: str = JUDGE_POT.key, batch_size: int = 16) -> list[float]:
-    """``sigmoid(logit_Yes - logit_No)`` at the answer position (one forward pass per batch, the judge's chat
-    template around the ``template`` prompt)."""
+    """``sigmoid(logit_Yes - logit_No)`` at the answer position (one forward pass per batch), on the ids the served
+    judge reads (``judge.render_judge_prompt``)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(judge_dir, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(judge_dir, dtype=torch.float32).eval()
     yes, no = yes_no_ids(tok)
-    texts = [tok.apply_chat_template(judge_messages(q, s, template), add_generation_prompt=True, tokenize=False)
-             for q, s in zip(questions, solutions, strict=True)]
+    prompts = [render_judge_prompt(tok, template, q, s) for q, s in zip(questions, solutions, strict=True)]
     scores: list[float] = []
-    for batch in iter_batches(texts, batch_size):
-        enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+    for batch in iter_batches(prompts, batch_size):
+        enc = tok.pad({"input_ids": batch}, return_tensors="pt")
         with torch.no_grad():
             logits = model(**enc).logits[:, -1, :].double()
         scores.extend(torch.sigmoid(logits[:, yes] - logits[:, no]).tolist())
