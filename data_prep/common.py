@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from tqdm import tqdm
 
 from verl_distill.io import ConversionReport, SourceError, iter_batches, read_records, write_manifest, write_parquet
 from verl_distill.pot.executor import ExecResult, PotExecutor, score_value
-from verl_distill.prompts import NL, pot_prompt
+from verl_distill.prompts import NL, get_template, pot_prompt
 from verl_distill.schema import RowError, make_extra_info, make_rl_row, make_sft_row
 
 logger = logging.getLogger(__name__)
@@ -105,8 +106,15 @@ def load_records(name: str, *, split: str, hf_config: str | None = None) -> list
 # ---------------------------------------------------------------- rows
 
 
-def render_prompt(question: str, *, task: str, guarded: bool = False) -> tuple[str, str]:
-    """Prompt text and template key for ``task`` ``"pot"`` (docstring style) or ``"nl"`` (``####`` answer)."""
+def render_prompt(question: str, *, task: str, guarded: bool = False, template: str | None = None) -> tuple[str, str]:
+    """Prompt text and template key for ``task`` ``"pot"`` (docstring style) or ``"nl"`` (``####`` answer);
+    ``template`` (an ``nl`` task's ``name@version``, e.g. seed 000's ``fewshot_gsm8k_seed000``) overrides the
+    default."""
+    if template is not None:
+        if task != "nl" or guarded:
+            raise ValueError(f"template={template!r} applies to the nl task without guards")
+        found = get_template(template)
+        return found.render(question=question), found.key
     if task == "pot":
         return pot_prompt(question, guarded=guarded)
     if task == "nl":
@@ -130,6 +138,7 @@ def build_rows(
     guarded: bool = False,
     skip_reason: str = "",
     reference: str | None = None,
+    template: str | None = None,
 ) -> Rows:
     """Make the RL row and, if labeled with a usable ``solution``, the SFT row ``[user prompt, assistant solution]``.
 
@@ -137,7 +146,7 @@ def build_rows(
     none or it failed a check (``skip_reason`` says which). ``reference`` (default: ``solution``) is stored in
     ``extra_info`` without making an SFT row. Unlabeled rows carry no gold, solution or reference.
     """
-    prompt, template = render_prompt(question, task=task, guarded=guarded)
+    prompt, template = render_prompt(question, task=task, guarded=guarded, template=template)
     if unlabeled:
         gold, solution, reference, skip_reason = "", None, "", ""
     extra = make_extra_info(
@@ -229,6 +238,16 @@ def run_info(args: argparse.Namespace, *, data_source: str, task: str) -> dict[s
     return {"input": args.input, "hf_config": args.hf_config if hub else None, "hf_split": args.split if hub else None,
             "limit": args.limit, "data_source": data_source, "task": task, "guarded": getattr(args, "guarded", False),
             "label_source": "none" if args.unlabeled else "gold"}
+
+
+def holdout_splits(n: int, fraction: float, seed: int, *, rest: str = "train") -> list[str]:
+    """Split name per record: a seeded ``fraction`` of the positions is ``validation``, the others ``rest``."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"validation fraction {fraction!r} must be in [0, 1)")
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    held = set(order[:round(n * fraction)])
+    return ["validation" if i in held else rest for i in range(n)]
 
 
 def limit_records(records: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:

@@ -95,3 +95,21 @@ latest_hf() {
     echo "$dir/huggingface"
   fi
 }
+
+# Served models (vLLM, detached): serve_model NAME MODEL [serve args...] starts one under $OUT_DIR/servers with the
+# caller's SERVE_ARGS; its URL is then in $OUT_DIR/servers/NAME.url. stop_servers stops every one started here
+# (recipes that serve: trap stop_servers EXIT).
+SERVER_PIDS=()
+stop_servers() {
+  local f
+  for f in "${SERVER_PIDS[@]}"; do "$PY" -m verl_distill.cli serve --stop "$f" || true; done
+  SERVER_PIDS=()
+}
+serve_model() {
+  local name=$1 model=$2; shift 2
+  local dir="$OUT_DIR/servers"
+  mkdir -p "$dir"
+  "$PY" -m verl_distill.cli serve "$model" --detach --pid-file "$dir/$name.pid" --url-file "$dir/$name.url" \
+    --log "$dir/$name.log" "${SERVE_ARGS[@]}" "$@" >&2
+  SERVER_PIDS+=("$dir/$name.pid")
+}

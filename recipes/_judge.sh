@@ -50,21 +50,7 @@ MIX=(
   "+data.mix.counts=[$(IFS=,; echo "${COUNTS[*]}")]"
 )
 
-SERVER_PIDS=()
-stop_servers() {
-  local f
-  for f in "${SERVER_PIDS[@]}"; do "$PY" -m verl_distill.cli serve --stop "$f" || true; done
-}
 trap stop_servers EXIT
-# serve_model NAME MODEL [vllm args...]: start a vLLM server for MODEL (detached), print its URL.
-serve_model() {
-  local name=$1 model=$2; shift 2
-  local dir="$OUT_DIR/servers"
-  mkdir -p "$dir"
-  "$PY" -m verl_distill.cli serve "$model" --detach --pid-file "$dir/$name.pid" --url-file "$dir/$name.url" \
-    --log "$dir/$name.log" "${SERVE_ARGS[@]}" "$@" >&2
-  SERVER_PIDS+=("$dir/$name.pid")
-}
 
 KW=+reward.custom_reward_function.reward_kwargs
 REWARD_ARGS=(

@@ -107,3 +107,22 @@ def tiny_reranker(tiny_dir: Path) -> Path:
     from derived_models import build_reranker, derived_model
 
     return derived_model(tiny_dir, "reranker_2label", build_reranker(tiny_dir / "student"))
+
+
+@pytest.fixture(scope="session")
+def fitted_student(tiny_dir: Path, small_data: Path) -> Path:
+    """The tiny student fitted to ``small_data``'s synthetic test programs (``derived_models.py``)."""
+    from derived_models import build_student, derived_model
+
+    data = small_data / "synthetic" / "test.parquet"
+    return derived_model(tiny_dir, "student_fitted", build_student(tiny_dir / "student", data))
+
+
+@pytest.fixture(scope="session")
+def fitted_teacher(tiny_dir: Path, small_data: Path) -> Path:
+    """A second fitted tiny model whose programs name their result ``answer`` (``derived_models.py``)."""
+    from derived_models import build_student, derived_model
+
+    data = small_data / "synthetic" / "test.parquet"
+    return derived_model(tiny_dir, "teacher_fitted", build_student(tiny_dir / "student", data,
+                                                                   rename=("result", "answer")))

@@ -6,9 +6,13 @@
   boost that makes Yes or No the greedy first token and an EOS boost after it, so ``generate`` mode gets one-word
   verdicts. The verdicts carry no signal: the numbers, not the judgments, are under test.
 * ``reranker_2label``: a two-class classifier from the tiny student, head set so class-1 probabilities spread widely.
+* ``student_fitted``: the tiny student fitted (80 full-batch steps) to the 16 synthetic test programs of
+  ``small_data``: on those questions it writes real programs, some right and some wrong. ``teacher_fitted``: the
+  same with ``result`` renamed ``answer`` in every program, so its correct programs are never word for word the
+  student's (seed 000's teacher-over-student preference needs distinct texts).
 
-The session fixtures ``tiny_judge`` and ``tiny_reranker`` (``conftest.py``) return their directories, so every test
-file shares the same vLLM servers.
+The session fixtures ``tiny_judge``, ``tiny_reranker`` and ``fitted_student`` (``conftest.py``) return their
+directories, so every test file shares the same vLLM servers.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from verl_distill.io import read_parquet_rows
 from verl_distill.judge import render_judge_prompt, template_for_task
 from verl_distill.reranker import reranker_ids
 
@@ -97,5 +103,47 @@ def build_reranker(student: Path) -> Callable[[Path], None]:
             w[0], w[1] = -d / 2, d / 2
         model.save_pretrained(out)
         tok.save_pretrained(out)
+
+    return build
+
+
+def build_student(student: Path, data: Path, steps: int = 80, rename: tuple[str, str] | None = None) -> Any:
+    """The tiny student fitted to the synthetic test programs (full batch AdamW, loss on the program and EOS);
+    ``rename=(old, new)`` fits it to the programs with that word replaced (a model with another style)."""
+    def build(out: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # far faster than 2 threads on a busy 2-core machine
+        try:
+            torch.manual_seed(0)
+            tok = AutoTokenizer.from_pretrained(student)
+            model = AutoModelForCausalLM.from_pretrained(student, dtype=torch.float32)
+            examples = []
+            for row in read_parquet_rows(data):
+                prompt = tok.apply_chat_template(list(row["prompt"]), add_generation_prompt=True, tokenize=False)
+                reference = row["extra_info"]["reference"]
+                if rename:
+                    reference = reference.replace(*rename)
+                target = tok.encode(reference, add_special_tokens=False) + [tok.eos_token_id]
+                examples.append((tok.encode(prompt, add_special_tokens=False), target))
+            width = max(len(p) + len(t) for p, t in examples)
+            ids = torch.full((len(examples), width), tok.pad_token_id)
+            labels = torch.full((len(examples), width), -100)
+            mask = torch.zeros((len(examples), width), dtype=torch.long)
+            for i, (p, t) in enumerate(examples):
+                ids[i, :len(p) + len(t)] = torch.tensor(p + t)
+                mask[i, :len(p) + len(t)] = 1
+                labels[i, len(p):len(p) + len(t)] = torch.tensor(t)
+            opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+            for _ in range(steps):
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            model.save_pretrained(out)
+            tok.save_pretrained(out)
+        finally:
+            torch.set_num_threads(threads)
 
     return build

@@ -410,7 +410,23 @@ def test_normalize_base_url_rejects(address: str) -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"max_concurrency": 0}, {"timeout_s": 0}, {"max_retries": -1},
-                                    {"backoff_s": 2.0, "backoff_max_s": 1.0}])
+                                    {"backoff_s": 2.0, "backoff_max_s": 1.0}, {"max_rps": 0}])
 def test_options_are_validated(kwargs: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         ClientOptions(**kwargs)
+
+
+def test_max_rps_spaces_request_starts(server: Server) -> None:
+    """A hosted API's rate limit: 9 concurrent requests at max_rps=20 start at least 1/20 s apart."""
+    client = ModelClient(server.url, options=ClientOptions(max_concurrency=9, timeout_s=5, max_rps=20.0))
+
+    async def many() -> list[dict]:
+        try:
+            return await asyncio.gather(*(client.completions({"i": i}) for i in range(9)))
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(many()) == [OK] * 9
+    starts = sorted(c.t for c in server.calls)
+    assert starts[-1] - starts[0] >= 8 / 20 - 0.02  # 8 gaps of 50 ms (arrival jitter allowed)
+    assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) >= 0.03

@@ -103,3 +103,24 @@ def test_cli_from_hf_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert gsm8k.main(["--input", "openai/gsm8k", "--output-dir", str(tmp_path)]) == 0
     rows = read_parquet_rows(tmp_path / "train.parquet")
     assert [r["reward_model"]["ground_truth"] for r in rows] == ["72", "10", "5", "42"]
+
+
+def test_seed000_prompt_and_validation_holdout(tmp_path: Path, records: list[dict]) -> None:
+    args = ["--input", str(TRAIN), "--output-dir", str(tmp_path), "--limit", "200", "--template",
+            "fewshot_gsm8k_seed000", "--validation-fraction", "0.1"]
+    assert gsm8k.main(args) == 0
+    train, val = read_parquet_rows(tmp_path / "train.parquet"), read_parquet_rows(tmp_path / "validation.parquet")
+    assert (len(train), len(val)) == (180, 20)  # Appendix B.1: 90/10
+    assert sorted(r["extra_info"]["index"] for r in train + val) == list(range(200))
+    assert {r["extra_info"]["split"] for r in val} == {"validation"} and {r["extra_info"]["split"] for r in train} == {
+        "train"}
+    row = train[0]
+    text, question = row["prompt"][0]["content"], records[row["extra_info"]["index"]]["question"].strip()
+    assert text.startswith("Q:\nThere are 15 trees in the grove.") and "The answer is 39.\n\n" in text
+    assert text.endswith(f"Q: {question}\nLet's break this down step by step!")
+    assert row["extra_info"]["template"] == "fewshot_gsm8k_seed000@1"
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["written"] == {"validation.parquet": 20, "validation_sft.parquet": 20, "train.parquet": 180,
+                                   "train_sft.parquet": 180}
+    with pytest.raises(KeyError, match="unknown prompt template"):
+        gsm8k.main(args[:-4] + ["--template", "nope@1"])

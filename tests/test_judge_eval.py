@@ -16,7 +16,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from derived_models import derived_model
 from test_judge_served import _requests
 
 from verl_distill.io import read_parquet_rows
@@ -171,45 +170,7 @@ def test_sample_cache_reuses_only_matching_records(tmp_path: Path):
 
 # ---- one small real run ---------------------------------------------------------------------------------------------
 
-def build_student(student: Path, data: Path, steps: int = 80) -> Any:
-    """The tiny student fitted to the synthetic test programs (full batch AdamW, loss on the program and EOS)."""
-    def build(out: Path) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # far faster than 2 threads on a busy 2-core machine
-        try:
-            torch.manual_seed(0)
-            tok = AutoTokenizer.from_pretrained(student)
-            model = AutoModelForCausalLM.from_pretrained(student, dtype=torch.float32)
-            examples = []
-            for row in read_parquet_rows(data):
-                prompt = tok.apply_chat_template(list(row["prompt"]), add_generation_prompt=True, tokenize=False)
-                target = tok.encode(row["extra_info"]["reference"], add_special_tokens=False) + [tok.eos_token_id]
-                examples.append((tok.encode(prompt, add_special_tokens=False), target))
-            width = max(len(p) + len(t) for p, t in examples)
-            ids = torch.full((len(examples), width), tok.pad_token_id)
-            labels = torch.full((len(examples), width), -100)
-            mask = torch.zeros((len(examples), width), dtype=torch.long)
-            for i, (p, t) in enumerate(examples):
-                ids[i, :len(p) + len(t)] = torch.tensor(p + t)
-                mask[i, :len(p) + len(t)] = 1
-                labels[i, len(p):len(p) + len(t)] = torch.tensor(t)
-            opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-            for _ in range(steps):
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            model.save_pretrained(out)
-            tok.save_pretrained(out)
-        finally:
-            torch.set_num_threads(threads)
-
-    return build
-
-
-def test_judge_eval_cli_real_run(tiny_dir: Path, small_data: Path, vllm_server, tmp_path: Path, capsys,
+def test_judge_eval_cli_real_run(small_data: Path, vllm_server, tmp_path: Path, capsys, fitted_student: Path,
                                   tiny_judge: Path, tiny_reranker: Path):
     import asyncio
 
@@ -219,7 +180,7 @@ def test_judge_eval_cli_real_run(tiny_dir: Path, small_data: Path, vllm_server, 
     from verl_distill.cli import main
 
     data = small_data / "synthetic" / "test.parquet"
-    student = derived_model(tiny_dir, "student_fitted", build_student(tiny_dir / "student", data))
+    student = fitted_student
     judge, reranker = tiny_judge, tiny_reranker
     s_srv, j_srv, r_srv = vllm_server(student), vllm_server(judge), vllm_server(reranker, runner="pooling")
     out = tmp_path / "je"

@@ -50,7 +50,8 @@ def test_recipe_overrides_compose(recipe: str, mode: str):
     cfg = compose_overrides(ENTRY_CONFIG[module], overrides)
     assert cfg is not None
     if module == "verl.trainer.main_ppo":
-        reward = "distill_mix.py" if "judge" in recipe else "pot_verifiable.py"
+        reward = ("distill_mix.py" if "judge" in recipe else "rm_pseudo_label.py" if "_rm_" in recipe
+                  else "pot_verifiable.py")
         assert cfg.reward.custom_reward_function.path.endswith(f"reward_fns/{reward}")
         assert cfg.actor_rollout_ref.rollout.name == ("vllm" if mode == "gpu" else "hf")
 
@@ -175,3 +176,42 @@ def test_train_judge_recipe_commands():
     train = out[out.index("train-judge"):]
     assert train[train.index("--data") + 1] == "/tmp/r/judge_data" and train[train.index("--out") + 1] == "/tmp/r/judge"
     assert "verl.trainer.sft_trainer" not in out
+
+
+def test_seed000_ppo_hyperparameters_gpu():
+    """Seed 000 Appendix B.2 / Table 6 values reach verl's config, with the Eq. 7 reward and the served RM."""
+    _, ppo = split_command(recipe_command("ppo_rm_gsm8k.sh", "gpu"))
+    cfg = compose_overrides("ppo_trainer", ppo)
+    assert cfg.algorithm.adv_estimator == "gae" and cfg.algorithm.use_kl_in_reward
+    assert cfg.algorithm.kl_ctrl.kl_coef == 0.2 and cfg.actor_rollout_ref.actor.optim.lr == 1e-5
+    assert cfg.data.train_batch_size == 20 and cfg.actor_rollout_ref.rollout.n == 1
+    kw = cfg.reward.custom_reward_function.reward_kwargs
+    assert kw.variant == "min" and kw.rm_url.startswith("http://") and kw.rm_tokenizer.endswith("distill_rewards/rm")
+    _, ablation = split_command(recipe_command("ppo_rm_gsm8k.sh", "gpu", "algorithm.kl_ctrl.kl_coef=0.1"))
+    assert compose_overrides("ppo_trainer", ablation).algorithm.kl_ctrl.kl_coef == 0.1
+
+
+def test_seed000_rm_served_by_verl_and_minus_variant():
+    env = {**os.environ, "DRY_RUN": "1", "FORCE_GPU": "1", "RUN_ROOT": "/tmp/r", "RM_VIA": "verl", "VARIANT": "minus"}
+    out = subprocess.run(["bash", str(REPO / "recipes" / "ppo_rm_gsm8k.sh")], env=env, check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    cfg = compose_overrides("ppo_trainer", split_command(out)[1])
+    assert cfg.reward.reward_model.enable and cfg.reward.reward_model.enable_resource_pool
+    assert not cfg.reward.reward_model.rollout.free_cache_engine
+    assert cfg.reward.custom_reward_function.reward_kwargs.variant == "minus"
+    assert "rm_url" not in cfg.reward.custom_reward_function.reward_kwargs
+
+
+@pytest.mark.parametrize("mode", ["gpu", "cpu"], ids=["gpu-config", "cpu-config"])  # (a bare "gpu" id would skip)
+def test_distill_rewards_runs_every_stage_in_order(mode: str):
+    env = {**os.environ, "DRY_RUN": "1", "FORCE_GPU" if mode == "gpu" else "FORCE_CPU": "1", "RUN_ROOT": "/tmp/r",
+           "ROWS": "/d/train.parquet", "VAL_ROWS": "/d/val.parquet", "BASE_STUDENT": "/m/student",
+           "TEACHER_URL": "http://127.0.0.1:9", "TEACHER_TOKENIZER": "/m/teacher"}
+    out = subprocess.run(["bash", str(REPO / "recipes" / "distill_rewards.sh")], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    order = [out.index(word) for word in ("\nsample\n", "\nvote\n", "experiment_name=distill_sft", "\nmake-rm-data\n",
+                                          "\ntrain-rm\n", "ppo_rm_gsm8k.sh")]
+    assert order == sorted(order)
+    assert out.count("\nsample\n") == 2  # teacher, then the warm-up student
+    schedule = "seed000_gsm8k" if mode == "gpu" else "seed000_cpu"
+    assert f"--schedule\n{schedule}\n" in out and "--threshold\n0.7\n" in out

@@ -24,6 +24,11 @@ COMMAND_MODULES = (
     "verl_distill.train_reranker",
     "verl_distill.train_judge",
     "verl_distill.judge_eval",
+    "verl_distill.sample_stage",
+    "verl_distill.pseudo_label",
+    "verl_distill.rm_data",
+    "verl_distill.train_rm",
+    "verl_distill.checkpoints",
 )
 
 

@@ -73,6 +73,8 @@ class ClientOptions:
     backoff_max_s: float = 8.0
     api_key: str | None = field(default=None, repr=False)
     api_key_env: str | None = None
+    max_rps: float | None = None  # requests started per second (retries included); None = no limit
+
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -83,6 +85,8 @@ class ClientOptions:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries!r}")
         if self.backoff_s < 0 or self.backoff_max_s < self.backoff_s:
             raise ValueError(f"need 0 <= backoff_s <= backoff_max_s, got {self.backoff_s!r} and {self.backoff_max_s!r}")
+        if self.max_rps is not None and not self.max_rps > 0:
+            raise ValueError(f"max_rps must be > 0 or None, got {self.max_rps!r}")
 
     def resolve_api_key(self) -> str | None:
         """The API key to send, if any; a named but unset environment variable is an error."""
@@ -193,6 +197,20 @@ def _retry_after(resp: httpx.Response) -> float | None:
 class _LoopState:
     http: httpx.AsyncClient
     slots: asyncio.Semaphore
+    pace: asyncio.Lock = field(default_factory=asyncio.Lock)
+    next_start: float = 0.0  # loop time before which no request may start (max_rps)
+
+    async def wait_turn(self, max_rps: float | None) -> None:
+        """Space request starts ``1 / max_rps`` seconds apart (hosted APIs' rate limits)."""
+        if max_rps is None:
+            return
+        loop = asyncio.get_running_loop()
+        async with self.pace:
+            now = loop.time()
+            start = max(now, self.next_start)
+            self.next_start = start + 1.0 / max_rps
+        if start > now:
+            await asyncio.sleep(start - now)
 
 
 _LIVE_CLIENTS: weakref.WeakSet[ModelClient] = weakref.WeakSet()
@@ -247,6 +265,7 @@ class ModelClient:
     async def _attempt(self, method: str, path: str, payload: Any, parse: Callable[[Any], Any] | None) -> Any:
         state = self._state()
         async with state.slots:
+            await state.wait_turn(self.options.max_rps)
             try:
                 resp = await asyncio.wait_for(state.http.request(method, path, json=payload), self.options.timeout_s)
             except (httpx.TimeoutException, asyncio.TimeoutError) as e:

@@ -95,14 +95,15 @@ def require_field(record: dict[str, Any], key: str, *, source: str, index: int, 
 
 
 def write_parquet(rows: Iterable[dict[str, Any]], path: str | os.PathLike, *, kind: str) -> int:
-    """Validate every row (``kind`` is ``"rl"`` or ``"sft"``) and write them to ``path``; returns the count."""
-    validate = {"rl": validate_rl_row, "sft": validate_sft_row}.get(kind)
-    if validate is None:
-        raise ValueError(f"kind={kind!r}: expected 'rl' or 'sft'")
+    """Validate every row (``kind`` ``"rl"`` or ``"sft"``; ``"records"``: a stage's own table, not validated, may be
+    empty) and write them to ``path`` atomically; returns the count."""
+    if kind not in ("rl", "sft", "records"):
+        raise ValueError(f"kind={kind!r}: expected 'rl', 'sft' or 'records'")
     rows = list(rows)
-    if not rows:
+    if not rows and kind != "records":
         raise ValueError(f"{path}: refusing to write an empty {kind} file")
-    for i, row in enumerate(rows):
+    validate = {"rl": validate_rl_row, "sft": validate_sft_row}.get(kind)
+    for i, row in enumerate(rows if validate else ()):
         validate(row, row_id=i)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

