@@ -148,7 +148,7 @@ def test_train_rm_exports_a_served_reward_model(stages: dict, tiny_dir: Path, vl
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from verl.utils.import_utils import load_extern_object
 
-    from reward_fns.rm_pseudo_label import compute_score_sync
+    from verl_distill.client import run_sync
     from verl_distill.train_rm import rm_input_ids
 
     out = tmp_path / "rm"
@@ -175,8 +175,8 @@ def test_train_rm_exports_a_served_reward_model(stages: dict, tiny_dir: Path, vl
             with torch.no_grad():
                 r = model(torch.tensor([ids])).logits[0, 0].item()
             extra = {"question": t["question"], "task": "pot", "label_source": "teacher_vote"}
-            got = compute_score_sync("synthetic_arith", response, labels[t["index"]], extra, rm_url=srv.base_url,
-                                     rm_tokenizer=str(out))
+            got = run_sync(fn("synthetic_arith", response, labels[t["index"]], extra, rm_url=srv.base_url,
+                              rm_tokenizer=str(out)))  # the file verl loads, awaited as verl's reward loop does
             if got["no_answer"]:
                 assert got["score"] == -5.0 and got["rm_called"] == 0.0
                 continue

@@ -33,7 +33,7 @@ from verl_distill.extract.pipelines import get_pipeline, pipeline_for_task
 from verl_distill.io import MANIFEST, read_parquet_rows, write_manifest, write_parquet
 from verl_distill.sample_stage import HIGH, read_samples
 from verl_distill.schema import make_rl_row, make_sft_row
-from verl_distill.voting import DEFAULT_THRESHOLD, majority_vote, matches_label, response_answers
+from verl_distill.voting import DEFAULT_THRESHOLD, answers_by_task, majority_vote, matches_label
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +88,7 @@ def vote_samples(rows_path: str | os.PathLike, samples_dir: str | os.PathLike, o
                              "(not the file that was sampled?)")
         by_row.setdefault(rec["row"], []).append(rec)
     flat = [(r, rec, text) for r in sorted(by_row) for rec in by_row[r] for text in rec["responses"]]
-    tasks = {rows[r]["extra_info"]["task"] for r, _, _ in flat}
-    answers: dict[int, str | None] = {}
-    for task in sorted(tasks):  # one batch per task (pot runs programs in parallel)
-        ids = [i for i, (r, _, _) in enumerate(flat) if rows[r]["extra_info"]["task"] == task]
-        for i, a in zip(ids, response_answers([flat[i][2] for i in ids], task), strict=True):
-            answers[i] = a
+    answers = answers_by_task([text for _, _, text in flat], [rows[r]["extra_info"]["task"] for r, _, _ in flat])
     votes, samples, sft, labeled, fail = [], [], [], [], []
     items_of: dict[int, list[tuple[int, dict[str, Any], str]]] = {}
     for i, (r, rec, text) in enumerate(flat):

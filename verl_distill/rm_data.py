@@ -33,7 +33,7 @@ from typing import Any
 
 from verl_distill.io import MANIFEST, read_parquet_rows, write_manifest, write_parquet
 from verl_distill.sample_stage import read_samples
-from verl_distill.voting import matches_label, response_answers
+from verl_distill.voting import answers_by_task, matches_label
 
 logger = logging.getLogger(__name__)
 
@@ -145,13 +145,11 @@ def _student_answers(labeled: list[dict[str, Any]], records: list[dict[str, Any]
     """index -> [(response, canonical answer)] of the student's samples (rows of ``rl_labeled.parquet``)."""
     if not records:
         raise ValueError("the student samples file is empty")
+    flat = [(labeled[rec["row"]]["extra_info"], text) for rec in records for text in rec["responses"]]
+    answers = answers_by_task([text for _, text in flat], [extra["task"] for extra, _ in flat])
     by_index: dict[int, list[tuple[str, str | None]]] = {}
-    for task in sorted({r["extra_info"]["task"] for r in labeled}):
-        flat = [(labeled[rec["row"]]["extra_info"]["index"], t) for rec in records
-                if labeled[rec["row"]]["extra_info"]["task"] == task for t in rec["responses"]]
-        answers = response_answers([t for _, t in flat], task)
-        for (idx, text), answer in zip(flat, answers, strict=True):
-            by_index.setdefault(idx, []).append((text, answer))
+    for (extra, text), answer in zip(flat, answers, strict=True):
+        by_index.setdefault(extra["index"], []).append((text, answer))
     return by_index
 
 

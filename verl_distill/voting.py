@@ -44,6 +44,16 @@ def response_answers(responses: Sequence[str], task: str, *, timeout_s: float = 
     return [extract(r, pipeline).answer for r in responses]
 
 
+def answers_by_task(responses: Sequence[str], tasks: Sequence[str]) -> list[str | None]:
+    """:func:`response_answers` for responses of mixed tasks (one batch per task), in input order."""
+    answers: list[str | None] = [None] * len(responses)
+    for task in sorted(set(tasks)):
+        ids = [i for i, t in enumerate(tasks) if t == task]
+        for i, answer in zip(ids, response_answers([responses[i] for i in ids], task), strict=True):
+            answers[i] = answer
+    return answers
+
+
 @dataclass(frozen=True)
 class Vote:
     """Outcome of one query's vote: the pseudo-label (``None``: the query is in D_fail) and how it was reached."""
