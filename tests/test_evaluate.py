@@ -14,6 +14,7 @@ from verl_distill.bench.steps import breakdown, format_breakdown
 from verl_distill.evaluate import (
     EvalResult,
     Sampling,
+    default_label,
     evaluate_model,
     format_table,
     generate,
@@ -263,3 +264,13 @@ def test_cli_rerank3_with_a_served_reranker(tiny_dir: Path, small_data: Path, tm
     (result,) = json.loads(out.read_text())["results"]
     sampled = result["sampled"]
     assert len(sampled["rerank_correct"]) == 4 and sampled["rerank"] == sum(sampled["rerank_correct"]) / 4
+
+
+@pytest.mark.parametrize(("model", "label"), [
+    ("runs/sft/global_step_240/huggingface", "global_step_240"),
+    ("runs/ppo/global_step_5/actor/huggingface", "global_step_5"),
+    ("runs/tiny/student", "student"),
+])
+def test_default_label_names_verl_exports_by_step(model: str, label: str) -> None:
+    """Two checkpoints of one run must get distinct default labels (verl exports all end in .../huggingface)."""
+    assert default_label(model) == label

@@ -213,5 +213,5 @@ def test_distill_rewards_runs_every_stage_in_order(mode: str):
                                           "\ntrain-rm\n", "ppo_rm_gsm8k.sh")]
     assert order == sorted(order)
     assert out.count("\nsample\n") == 2  # teacher, then the warm-up student
-    schedule = "seed000_gsm8k" if mode == "gpu" else "seed000_cpu"
+    schedule = "seed000_gsm8k" if mode == "gpu" else "seed000_cpu@2"
     assert f"--schedule\n{schedule}\n" in out and "--threshold\n0.7\n" in out

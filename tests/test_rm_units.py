@@ -135,6 +135,9 @@ def test_seed000_schedule() -> None:
     assert (st.high, st.low, st.n) == ((), (0.7,), 30)
     with pytest.raises(ValueError, match="unknown sampling schedule"):
         get_schedule("nope")
+    # versions stay reachable; the bare name is the newest
+    assert get_schedule("seed000_cpu@1").low == s.low and get_schedule("seed000_cpu@2").low == (0.4, 0.6, 0.8, 1.0)
+    assert get_schedule("seed000_cpu") == get_schedule("seed000_cpu@2")
 
 
 def test_pending_groups_skip_done() -> None:

@@ -45,13 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    return int(args.func(args) or 0)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """The CLI's log format (also used by commands run on their own, e.g. ``python -m verl_distill.sample_stage``)."""
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
-    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

@@ -330,7 +330,7 @@ def format_summary(results: Mapping[str, Sequence[DatasetEval]]) -> str:
 def format_table(results: list[EvalResult], labels: Sequence[str] | None = None) -> str:
     """A plain-text table; each row after the first carries the paired McNemar test against the row above it
     (questions newly solved / newly failed, and the exact two-sided p-value)."""
-    labels = labels or [Path(r.model).name for r in results]
+    labels = labels or [default_label(r.model) for r in results]
     lines = [f"{'model':<14}{'n':>5}{'runnable':>10}{'accuracy':>10}{'95% CI':>17}{'reward':>9}  vs previous row",
              "-" * 84]
     for i, (label, r) in enumerate(zip(labels, results, strict=True)):
@@ -422,7 +422,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="greedy / maj@k / rerank@k accuracy of checkpoints (verl's reward)")
     parser.add_argument("models", nargs="+", help="HF model directories, each compared with the one before")
     parser.add_argument("--data", required=True, nargs="+", type=Path, help="RL parquet files (fixed test rows)")
-    parser.add_argument("--labels", nargs="*", default=None, help="names for the table (default: dir names)")
+    parser.add_argument("--labels", nargs="*", default=None, help="names for the table (default: dir names; "
+                        "global_step_N for verl's exports)")
     parser.add_argument("--reward", default=str(DEFAULT_REWARD), help="reward file (default: PoT reward)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64, help="sequences per generate call")
@@ -436,6 +437,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reward-workers", type=int, default=4, help="threads scoring sampled completions")
     parser.add_argument("--out", type=Path, default=None, help="write JSON results (and a PNG next to it)")
     parser.set_defaults(func=_run)
+
+
+def default_label(model: str) -> str:
+    """A model's name in tables: its directory name, or for verl's exports (``global_step_N/huggingface``,
+    ``global_step_N/actor/huggingface``) the checkpoint's (``global_step_N``)."""
+    path = Path(model)
+    while path.name in ("huggingface", "actor") and path.parent != path:
+        path = path.parent
+    return path.name or model
 
 
 def _scorer(args: argparse.Namespace) -> Scorer | None:
@@ -452,7 +462,7 @@ def _scorer(args: argparse.Namespace) -> Scorer | None:
 
 def _run(args: argparse.Namespace) -> int:
     scorer = _scorer(args)
-    labels = args.labels or [Path(m).name for m in args.models]
+    labels = args.labels or [default_label(m) for m in args.models]
     if len(labels) != len(args.models) or len(set(labels)) != len(labels):
         raise SystemExit(f"--labels: need {len(args.models)} distinct labels (one per model), got {labels}")
     try:
