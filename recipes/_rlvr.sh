@@ -85,3 +85,27 @@ TRAINER=(
   trainer.resume_mode=auto
   "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]"
 )
+
+# ppo_critic_args: sets PPO, the overrides every PPO-with-critic recipe shares (GAE, KL penalty in the reward at
+# KL_COEF, one sample per prompt, one mini-batch of BATCH prompts, a critic initialised from STUDENT with CRITIC_LR,
+# CRITIC_WARMUP steps of critic-only training, default 0; GAE_LAM, default 0.95 as in ReFT). Call it after the
+# recipe has set BATCH and CRITIC_LR.
+ppo_critic_args() {
+  PPO=(
+    algorithm.adv_estimator=gae
+    algorithm.gamma=1.0
+    algorithm.lam="${GAE_LAM:-0.95}"
+    algorithm.use_kl_in_reward=True
+    algorithm.kl_penalty=kl
+    algorithm.kl_ctrl.type=fixed
+    algorithm.kl_ctrl.kl_coef="$KL_COEF"
+    actor_rollout_ref.actor.use_kl_loss=False
+    actor_rollout_ref.rollout.n=1
+    data.train_batch_size="$BATCH"
+    actor_rollout_ref.actor.ppo_mini_batch_size="$BATCH"
+    critic.model.path="$STUDENT"
+    critic.optim.lr="$CRITIC_LR"
+    critic.ppo_micro_batch_size_per_gpu="$MICRO_BATCH"
+    trainer.critic_warmup="${CRITIC_WARMUP:-0}"
+  )
+}

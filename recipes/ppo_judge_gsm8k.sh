@@ -22,23 +22,7 @@ source "$(dirname "$0")/_judge_cpu.sh"   # CPU only: builds the SFT student and 
 source "$(dirname "$0")/_judge.sh"
 CRITIC_LR=${CRITIC_LR:-$ACTOR_LR}
 
-PPO=(
-  algorithm.adv_estimator=gae
-  algorithm.gamma=1.0
-  algorithm.lam=0.95
-  algorithm.use_kl_in_reward=True
-  algorithm.kl_penalty=kl
-  algorithm.kl_ctrl.type=fixed
-  algorithm.kl_ctrl.kl_coef="$KL_COEF"
-  actor_rollout_ref.actor.use_kl_loss=False
-  actor_rollout_ref.rollout.n=1
-  data.train_batch_size="$BATCH"
-  actor_rollout_ref.actor.ppo_mini_batch_size="$BATCH"
-  critic.model.path="$STUDENT"
-  critic.optim.lr="$CRITIC_LR"
-  critic.ppo_micro_batch_size_per_gpu="$MICRO_BATCH"
-  trainer.critic_warmup="$CRITIC_WARMUP"
-)
+ppo_critic_args
 run "$PY" -m verl.trainer.main_ppo "${PPO[@]}" "${DATA[@]}" "${MIX[@]}" "${MODEL[@]}" "${ACTOR[@]}" \
   "${REWARD_ARGS[@]}" "${JUDGE_RM[@]}" "${TRAINER[@]}" "${DEVICE_ARGS[@]}" "${CRITIC_DEVICE_ARGS[@]}" "$@"
 judge_cpu_summary

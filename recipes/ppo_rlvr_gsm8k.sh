@@ -13,21 +13,6 @@ source "$(dirname "$0")/_rlvr.sh"
 BATCH=${BATCH:-24}
 CRITIC_LR=${CRITIC_LR:-$ACTOR_LR}
 
-PPO=(
-  algorithm.adv_estimator=gae
-  algorithm.gamma=1.0
-  algorithm.lam=0.95
-  algorithm.use_kl_in_reward=True
-  algorithm.kl_penalty=kl
-  algorithm.kl_ctrl.type=fixed
-  algorithm.kl_ctrl.kl_coef="$KL_COEF"
-  actor_rollout_ref.actor.use_kl_loss=False
-  actor_rollout_ref.rollout.n=1
-  data.train_batch_size="$BATCH"
-  actor_rollout_ref.actor.ppo_mini_batch_size="$BATCH"
-  critic.model.path="$STUDENT"
-  critic.optim.lr="$CRITIC_LR"
-  critic.ppo_micro_batch_size_per_gpu="$MICRO_BATCH"
-)
+ppo_critic_args
 run "$PY" -m verl.trainer.main_ppo "${PPO[@]}" "${DATA[@]}" "${MODEL[@]}" "${ACTOR[@]}" "${REWARD_ARGS[@]}" \
   "${TRAINER[@]}" "${DEVICE_ARGS[@]}" "${CRITIC_DEVICE_ARGS[@]}" "$@"

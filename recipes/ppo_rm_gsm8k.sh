@@ -70,20 +70,7 @@ else
   REWARD_ARGS+=("$KW.rm_url=${RM_URL:-http://127.0.0.1:8003}" "$KW.rm_tokenizer=$RM")
 fi
 
-PPO=(
-  algorithm.adv_estimator=gae
-  algorithm.use_kl_in_reward=True
-  algorithm.kl_penalty=kl
-  algorithm.kl_ctrl.type=fixed
-  algorithm.kl_ctrl.kl_coef="$KL_COEF"
-  actor_rollout_ref.actor.use_kl_loss=False
-  actor_rollout_ref.rollout.n=1
-  data.train_batch_size="$BATCH"
-  actor_rollout_ref.actor.ppo_mini_batch_size="$BATCH"
-  critic.model.path="$STUDENT"
-  critic.optim.lr="$CRITIC_LR"
-  critic.ppo_micro_batch_size_per_gpu="$MICRO_BATCH"
-  trainer.critic_warmup="$CRITIC_WARMUP"
-)
+GAE_LAM=${GAE_LAM:-1.0}  # verl's default (seed 000 gives no lambda); ReFT's 0.95 is the seed 002 recipes'
+ppo_critic_args
 run "$PY" -m verl.trainer.main_ppo "${PPO[@]}" "${DATA[@]}" "${MODEL[@]}" "${ACTOR[@]}" "${REWARD_ARGS[@]}" \
   "${RM_ARGS[@]}" "${TRAINER[@]}" "${DEVICE_ARGS[@]}" "${CRITIC_DEVICE_ARGS[@]}" "$@"

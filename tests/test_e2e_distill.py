@@ -45,7 +45,10 @@ def test_distill_rewards_pipeline(vllm_server, tiny_dir: Path, small_data: Path,
            "TEACHER": str(fitted_teacher), "TEACHER_URL": vllm_server(fitted_teacher).base_url,
            "BASE_STUDENT": str(fitted_student), "SFT_STEPS": "4", "SFT_SAVE_FREQ": "2", "LR": "3e-4",
            "RM_EPOCHS": "2", "PPO_STEPS": "2", "PPO_BATCH": "2", "MICRO_BATCH": "2", "PPO_TEST_FREQ": "1",
-           "PPO_EPOCHS": "1", "CRITIC_WARMUP": "0"}
+           "PPO_EPOCHS": "1", "CRITIC_WARMUP": "0",
+           # rollouts at the student-sampling temperature: at 1.0 this 4-step SFT student often writes no program at
+           # all, and with 2 prompts per step both PPO steps could see only the -5 "no answer" reward
+           "TEMPERATURE": "0.7"}
     output = run_pipeline(env)
     for stage in range(1, 8):
         assert f"== [{stage}]" in output, stage

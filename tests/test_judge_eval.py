@@ -204,7 +204,9 @@ def test_judge_eval_cli_real_run(small_data: Path, vllm_server, tmp_path: Path, 
     pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
     assert len(pairs) == s["pairs"] and result["methods"] == ["YoN", "LL", "Reranker"]
     for method, stats in s["methods"].items():  # the table is what the saved scores say
-        cs, ins = [p["scores"][method][0] for p in pairs], [p["scores"][method][1] for p in pairs]
+        # pairs.jsonl writes -inf (LL of an empty completion) as null: read it back as -inf
+        cs, ins = ([-math.inf if p["scores"][method][k] is None else p["scores"][method][k] for p in pairs]
+                   for k in (0, 1))
         ref = pairwise_accuracy(cs, ins)
         assert (stats["wins"], stats["ties"], stats["losses"]) == (ref.wins, ref.ties, ref.losses)
         assert stats["wins"] + stats["ties"] + stats["losses"] == s["pairs"]

@@ -10,6 +10,10 @@ import argparse
 import importlib
 import logging
 import sys
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # module path -> registers one or more subcommands
 COMMAND_MODULES = (
@@ -30,6 +34,29 @@ COMMAND_MODULES = (
     "verl_distill.train_rm",
     "verl_distill.checkpoints",
 )
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config: Any) -> None:
+    """One ``--field-name`` flag per field of the dataclass instance ``config``, defaulting to its value: bool fields
+    are switches, tuple fields comma-separated lists, the rest typed like their default."""
+    for name, value in asdict(config).items():
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(value, bool):
+            parser.add_argument(flag, action="store_true", help=f"default {value}")
+        elif isinstance(value, tuple):
+            parser.add_argument(flag, type=_comma_list, default=value,
+                                help=f"comma-separated, default {','.join(value)}")
+        else:
+            parser.add_argument(flag, type=type(value), default=value, help=f"default {value}")
+
+
+def config_from_args(cls: type[T], args: argparse.Namespace) -> T:
+    """The dataclass ``cls`` from the flags :func:`add_config_flags` added."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from verl_distill.cli import add_config_flags, config_from_args
 from verl_distill.io import MANIFEST, read_parquet_rows
 from verl_distill.judge import chat_prompt_ids
 from verl_distill.judge_data import VERDICTS, judge_pairwise, yes_no_ids
@@ -136,8 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="output directory of verl-distill make-judge-data")
     p.add_argument("--init", required=True, type=Path, help="causal LM (HF directory) to start from")
     p.add_argument("--out", required=True, type=Path)
-    for name, value in asdict(JudgeTrainConfig()).items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, help=f"default {value}")
+    add_config_flags(p, JudgeTrainConfig())
     p.set_defaults(func=_run)
 
 
@@ -146,9 +146,7 @@ def _run(args: argparse.Namespace) -> int:
         info = json.loads((args.out / INFO_FILE).read_text())
         print(f"{args.out}: complete ({INFO_FILE} present), skipped; delete it to retrain")
     else:
-        names = set(asdict(JudgeTrainConfig()))
-        info = train_judge(args.data, args.init, args.out, JudgeTrainConfig(**{k: v for k, v in vars(args).items()
-                                                                              if k in names}))
+        info = train_judge(args.data, args.init, args.out, config_from_args(JudgeTrainConfig, args))
     line = f"judge -> {args.out}: {info['config']['steps']} steps on {info['counts']['train_rows']} rows " \
            f"({info['counts']['yes']} Yes / {info['counts']['no']} No), train loss {info['train_loss']:.4f}"
     if info["pairwise_after"]:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from verl_distill.cli import add_config_flags, config_from_args
 from verl_distill.io import read_parquet_rows
 from verl_distill.judge_data import SOURCES, pairwise_accuracy
 from verl_distill.prompts import RERANKER
@@ -170,20 +171,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="output directory of verl-distill make-judge-data")
     p.add_argument("--init", required=True, type=Path, help="student checkpoint (HF directory) to start from")
     p.add_argument("--out", required=True, type=Path)
-    for name, value in asdict(RerankerConfig()).items():
-        flag = f"--{name.replace('_', '-')}"
-        if name == "sources":
-            p.add_argument(flag, default=",".join(value), help=f"comma-separated subset of {SOURCES}")
-        else:
-            p.add_argument(flag, type=type(value), default=value, help=f"default {value}")
+    add_config_flags(p, RerankerConfig())  # --sources: a comma-separated subset of SOURCES
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    names = set(asdict(RerankerConfig()))
-    knobs = {k: v for k, v in vars(args).items() if k in names}
-    knobs["sources"] = tuple(s.strip() for s in args.sources.split(",") if s.strip())
-    info = train_reranker(args.data, args.init, args.out, RerankerConfig(**knobs))
+    info = train_reranker(args.data, args.init, args.out, config_from_args(RerankerConfig, args))
     m = info["metrics"]
     print(f"reranker -> {args.out}: {m['steps']} steps on {m['train_rows']} rows, train loss {m['train_loss']:.4f}; "
           f"validation accuracy {m.get('accuracy', float('nan')):.3f} ({m['validation_rows']} rows), "

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from verl_distill.cli import add_config_flags, config_from_args
 from verl_distill.io import MANIFEST, read_parquet_rows
 
 logger = logging.getLogger(__name__)
@@ -245,12 +246,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="output directory of verl-distill make-rm-data")
     p.add_argument("--init", required=True, type=Path, help="the warm-up student (HF directory)")
     p.add_argument("--out", required=True, type=Path)
-    for name, value in asdict(RMTrainConfig()).items():
-        flag = f"--{name.replace('_', '-')}"
-        if isinstance(value, bool):
-            p.add_argument(flag, action="store_true", help=f"default {value}")
-        else:
-            p.add_argument(flag, type=type(value), default=value, help=f"default {value}")
+    add_config_flags(p, RMTrainConfig())
     p.set_defaults(func=_run)
 
 
@@ -259,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
         info = json.loads((args.out / INFO_FILE).read_text())
         print(f"train-rm: {args.out} is complete (delete {INFO_FILE} to retrain)")
     else:
-        cfg = RMTrainConfig(**{k: getattr(args, k) for k in asdict(RMTrainConfig())})
+        cfg = config_from_args(RMTrainConfig, args)
         info = train_rm(args.data, args.init, args.out, cfg)
     b, a = info["validation_before"], info["validation"]
     print(f"train-rm: {info['steps']} steps on {info['train_triples']} triples; validation Pos/Neg "
