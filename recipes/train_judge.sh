@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The tiny Yes/No judge of the CPU demo (issue 3 §6, seed 002 §2.2.2): a tiny teacher SFT-trained to answer Yes/No
+# The tiny Yes/No judge of the CPU demo (issue 3 §6, seed 002 §2.2.2): a tiny model SFT-trained to answer Yes/No
 # on correct and incorrect synthetic solutions, so that its one-step reward carries real signal.
 #   1. tiny models and synthetic data; the student's SFT warm-up (recipes/sft_warmup_gsm8k.sh) if STUDENT is unset
 #      and none exists yet;
@@ -12,10 +12,13 @@
 #      validation question, sigmoid(logit_Yes - logit_No) at the answer position; the correct one must score higher.
 # CPU only (the paper's judge, Qwen3-8B, is used as is). Re-running skips finished stages (manifest, checkpoint or
 # judge.json present). Usage: bash recipes/train_judge.sh
-# Knobs: RUN_ROOT, STUDENT, QUESTIONS, K, PERTURB, PER_LABEL, JUDGE_INIT (teacher | gold_sft | a checkpoint dir),
+# Knobs: RUN_ROOT, STUDENT, QUESTIONS, K, PERTURB, PER_LABEL, JUDGE_INIT (student | teacher | gold_sft | a checkpoint dir),
 #        JUDGE_TEMPLATE, BALANCE, JUDGE_STEPS, JUDGE_LR, JUDGE_BATCH, GOLD_SFT_STEPS, JUDGE_DATA, JUDGE_OUT.
-# Defaults from a sweep of the tiny judge (issue 3 note): the tiny teacher from its random initialisation, lr 5e-4,
-# batch 32 (exactly half Yes), the compact prompt, up to 4 wrong programs per question (BALANCE=oversample).
+# Defaults from sweeps of the tiny judge (issue 3 notes): initialised from the SFT warm-up student (it already reads
+# questions and programs, as seed 000's reward model starts from the warm-up student; 5x faster per step than the
+# tiny teacher from scratch, and as good: pairwise 0.654 after 1,000 steps in 226 s vs 0.595 after 600 teacher steps
+# in 552 s, same data), lr 5e-4, batch 32 (exactly half Yes), the compact prompt, up to 4 wrong programs per question
+# (BALANCE=oversample).
 # verl's sft_trainer (shuffled batches, loss on "Yes<|im_end|>") gave a judge at chance after 1,500 steps; so did
 # gold-program pre-training, lr >= 1e-3, or one wrong program per question.
 # The served judge must use the same JUDGE_TEMPLATE (the judge recipes pass it; it is in the data's manifest).
@@ -28,9 +31,9 @@ QUESTIONS=${QUESTIONS:-1000}          # training questions sampled (first N rows
 K=${K:-8}                             # student samples per question (temperature 1)
 PERTURB=${PERTURB:-3}                 # perturbed gold programs per question
 PER_LABEL=${PER_LABEL:-4}             # at most this many Yes and this many No rows per question
-JUDGE_INIT=${JUDGE_INIT:-teacher}
+JUDGE_INIT=${JUDGE_INIT:-student}
 JUDGE_TEMPLATE=${JUDGE_TEMPLATE:-judge_pot_compact@1}
-JUDGE_STEPS=${JUDGE_STEPS:-600}
+JUDGE_STEPS=${JUDGE_STEPS:-1000}
 BALANCE=${BALANCE:-oversample}            # make-judge-data --balance (question | oversample)
 JUDGE_LR=${JUDGE_LR:-5e-4}
 JUDGE_BATCH=${JUDGE_BATCH:-32}
@@ -64,6 +67,7 @@ run "${CLI[@]}" make-judge-data --data "$CPU_DATA/synthetic/train.parquet" --stu
 
 echo "== [3/5] judge initialisation: $JUDGE_INIT"
 case $JUDGE_INIT in
+  student) INIT=$STUDENT ;;
   teacher) INIT=$TINY_DIR/teacher ;;
   gold_sft)  # the teacher SFT-trained on the gold synthetic programs first (rows are at most 111 tokens)
     done_sft "$RUN_ROOT/teacher_gold_sft" || logged "$RUN_ROOT/teacher_gold_sft.log" env STUDENT="$TINY_DIR/teacher" \

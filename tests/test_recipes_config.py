@@ -165,8 +165,16 @@ def test_judge_template_reaches_the_reward():
     assert runnable.reward.custom_reward_function.reward_kwargs.judge.require_runnable is True
 
 
+def test_ppo_judge_gae_lambda():
+    """The paper configuration keeps ReFT's GAE lambda 0.95; the tiny CPU run uses 1 (its critic predicts nothing)."""
+    assert _judge_cfg("ppo_judge_gsm8k.sh", "gpu").algorithm.lam == 0.95
+    assert _judge_cfg("ppo_judge_gsm8k.sh", "cpu").algorithm.lam == 1.0
+    assert _judge_cfg("ppo_judge_gsm8k.sh", "cpu", GAE_LAM="0.95").algorithm.lam == 0.95
+
+
 def test_train_judge_recipe_commands():
-    """The tiny judge: compact prompt and oversampled data from make-judge-data, then train-judge (not verl's SFT)."""
+    """The tiny judge: compact prompt and oversampled data from make-judge-data, then train-judge (not verl's SFT)
+    from the warm-up student, 1,000 steps; JUDGE_INIT=teacher starts from the tiny teacher instead."""
     env = {**os.environ, "DRY_RUN": "1", "FORCE_CPU": "1", "RUN_ROOT": "/tmp/r", "STUDENT": "/tmp/s"}
     out = subprocess.run(["bash", str(REPO / "recipes" / "train_judge.sh")], env=env, check=True,
                          capture_output=True, text=True).stdout.splitlines()
@@ -175,7 +183,11 @@ def test_train_judge_recipe_commands():
     assert make[make.index("--balance") + 1] == "oversample"
     train = out[out.index("train-judge"):]
     assert train[train.index("--data") + 1] == "/tmp/r/judge_data" and train[train.index("--out") + 1] == "/tmp/r/judge"
+    assert train[train.index("--init") + 1] == "/tmp/s" and train[train.index("--steps") + 1] == "1000"
     assert "verl.trainer.sft_trainer" not in out
+    teacher = subprocess.run(["bash", str(REPO / "recipes" / "train_judge.sh")], env={**env, "JUDGE_INIT": "teacher"},
+                             check=True, capture_output=True, text=True).stdout.splitlines()
+    assert teacher[teacher.index("--init") + 1] == "/tmp/r/tiny/teacher"
 
 
 def test_seed000_ppo_hyperparameters_gpu():
